@@ -1,0 +1,261 @@
+"""ClusterLimiter and ConcurrencyLimit against a real Redis (db 15, keys under a test prefix)."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from warming import constants
+from warming.ratelimit import FACTOR_IDLE_TTL_S, MIN_FACTOR, ClusterLimiter, ConcurrencyLimit
+from warming.settings import Rate
+
+REDIS_URL = "redis://127.0.0.1:6379/15"
+# Every limit name made here starts with this, so cleanup touches nothing else in db 15.
+NAME_PREFIX = "test-ratelimit-"
+
+
+def _connect() -> redis.Redis:
+    client = redis.Redis.from_url(REDIS_URL, socket_timeout=5)
+    try:
+        client.ping()
+    except redis.RedisError as e:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"Redis at {REDIS_URL} is required under CI=true: {e}", pytrace=False)
+        pytest.skip(f"Redis at {REDIS_URL} is not reachable: {e}", allow_module_level=True)
+    return client
+
+
+_connect().close()
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
+
+
+@pytest.fixture(scope="module")
+def r() -> Iterator[redis.Redis]:
+    client = _connect()
+    yield client
+    pattern = constants.LIMIT.format(name=NAME_PREFIX) + "*"
+    for key in client.scan_iter(match=pattern):
+        client.delete(key)
+    client.close()
+
+
+def _name() -> str:
+    return NAME_PREFIX + uuid.uuid4().hex
+
+
+def _max_in_window(times: list[float], window_s: float) -> int:
+    """The most events in any half-open window [t, t + window_s)."""
+    times = sorted(times)
+    best = lo = 0
+    for hi, t in enumerate(times):
+        while times[lo] <= t - window_s:
+            lo += 1
+        best = max(best, hi - lo + 1)
+    return best
+
+
+def _hammer(limiter: ClusterLimiter, threads: int, demand_s: float) -> list[float]:
+    """Threads that each acquire in a loop for `demand_s`; the times their slots started."""
+    per_thread: list[list[float]] = [[] for _ in range(threads)]
+    start = threading.Barrier(threads)
+
+    def run(out: list[float]) -> None:
+        start.wait()
+        end = time.monotonic() + demand_s
+        while time.monotonic() < end:
+            grant = limiter.acquire(max_wait_s=2.0)
+            if grant.ok:
+                out.append(time.monotonic())
+            else:
+                time.sleep(min(grant.wait_s, 0.01))
+
+    workers = [threading.Thread(target=run, args=(out,)) for out in per_thread]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(timeout=10)
+    return sorted(t for out in per_thread for t in out)
+
+
+@settings(max_examples=6, deadline=None, database=None)
+@given(
+    rate=st.integers(min_value=20, max_value=500),
+    burst=st.integers(min_value=1, max_value=5),
+    threads=st.integers(min_value=1, max_value=8),
+    demand_s=st.floats(min_value=0.5, max_value=0.8),
+)
+def test_threads_never_exceed_the_rate_and_use_most_of_it(
+    r: redis.Redis, rate: int, burst: int, threads: int, demand_s: float
+) -> None:
+    limiter = ClusterLimiter(r, _name(), Rate(rate, 1.0), burst=burst)
+    times = _hammer(limiter, threads, demand_s)
+
+    for window_s in (1.0, 0.25):
+        assert _max_in_window(times, window_s) <= rate * window_s + burst + 1
+    busy_s = times[-1] - times[0]
+    # The first `burst` go at once; after that one per interval is full use.
+    assert (len(times) - burst) / (busy_s * rate) >= 0.9
+
+
+def _process_worker(name: str, rate: str, burst: int, duration_s: float, go: Any, out: Any) -> None:
+    client = redis.Redis.from_url(REDIS_URL)
+    limiter = ClusterLimiter(client, name, Rate.parse(rate), burst=burst)
+    times: list[float] = []
+    go.wait()
+    end = time.time() + duration_s
+    while time.time() < end:
+        grant = limiter.acquire(max_wait_s=1.0)
+        if grant.ok:
+            times.append(time.time())
+    out.put(times)
+
+
+def test_processes_share_one_limit(r: redis.Redis) -> None:
+    procs, rate, burst, duration_s = 3, 100, 2, 2.0
+    ctx = mp.get_context("spawn")
+    go, out = ctx.Barrier(procs + 1), ctx.Queue()
+    name = _name()
+    workers = [
+        ctx.Process(target=_process_worker, args=(name, f"{rate}/s", burst, duration_s, go, out))
+        for _ in range(procs)
+    ]
+    for w in workers:
+        w.start()
+    go.wait(timeout=30)
+    times = [t for _ in workers for t in out.get(timeout=30)]
+    for w in workers:
+        w.join(timeout=10)
+        assert w.exitcode == 0
+
+    # Each process may hold one reservation that starts just after its deadline.
+    assert len(times) <= rate * duration_s + burst + procs + 2
+    assert len(times) >= 0.9 * rate * duration_s
+    assert _max_in_window(times, 1.0) <= rate + burst + 1
+
+
+def test_burst_goes_at_once_then_one_per_interval(r: redis.Redis) -> None:
+    limiter = ClusterLimiter(r, _name(), Rate.parse("10/s"), burst=3)
+    waits = [limiter.reserve(max_wait_s=1.0).wait_s for _ in range(4)]
+    assert waits[:3] == [0.0, 0.0, 0.0]
+    assert 0.09 < waits[3] <= 0.1
+
+
+def test_refused_reservation_reserves_nothing(r: redis.Redis) -> None:
+    limiter = ClusterLimiter(r, _name(), Rate.parse("10/s"))
+    assert limiter.reserve(max_wait_s=1.0).wait_s == 0.0
+    assert 0.09 < limiter.reserve(max_wait_s=1.0).wait_s <= 0.1
+
+    refused = limiter.reserve(max_wait_s=0.05)
+    after = limiter.reserve(max_wait_s=1.0)
+
+    assert not refused.ok
+    assert 0.15 < refused.wait_s <= 0.2
+    assert after.ok
+    assert abs(after.wait_s - refused.wait_s) < 0.01
+
+
+def test_factor_slows_every_process_and_is_clamped(r: redis.Redis) -> None:
+    name = _name()
+    limiter = ClusterLimiter(r, name, Rate.parse("100/s"))
+    other = ClusterLimiter(r, name, Rate.parse("100/s"))
+
+    def achieved() -> float:
+        times = _hammer(limiter, threads=2, demand_s=0.4)
+        return (len(times) - 1) / (times[-1] - times[0])
+
+    full = achieved()
+    other.set_factor(0.5)
+    assert limiter.factor() == 0.5
+    half = achieved()
+    assert 90 <= full <= 101
+    assert 45 <= half <= 51
+
+    other.set_factor(0.0)
+    assert limiter.factor() == MIN_FACTOR
+    first, second = limiter.reserve(max_wait_s=5.0), limiter.reserve(max_wait_s=5.0)
+    # One interval at 5% of 100/s is 0.2 s.
+    assert 0.19 < second.wait_s - first.wait_s <= 0.2
+    other.set_factor(3.0)
+    assert limiter.factor() == 1.0
+
+
+def test_keys_expire_once_idle(r: redis.Redis) -> None:
+    name = _name()
+    key = constants.LIMIT.format(name=name)
+    limiter = ClusterLimiter(r, name, Rate.parse("100/s"), burst=2)
+    limiter.reserve(max_wait_s=1.0)
+    limiter.reserve(max_wait_s=1.0)
+    assert 0 < r.pttl(key) <= 25
+
+    limiter.set_factor(0.5)
+    r.pexpire(key + ":factor", 1000)
+    limiter.reserve(max_wait_s=1.0)
+    # Using the limit keeps its slow-down alive.
+    assert 1000 < r.pttl(key + ":factor") <= FACTOR_IDLE_TTL_S * 1000
+
+    leases = ConcurrencyLimit(r, name, limit=2, ttl_s=0.05)
+    assert leases.try_acquire() is not None
+    assert 0 < r.pttl(key + ":leases") <= 50
+
+    time.sleep(0.2)
+    assert r.exists(key, key + ":leases") == 0
+
+
+def test_concurrency_never_exceeds_limit(r: redis.Redis) -> None:
+    limit = ConcurrencyLimit(r, _name(), limit=3, ttl_s=5.0)
+    lock = threading.Lock()
+    state = {"now": 0, "peak": 0, "held": 0}
+
+    def run() -> None:
+        end = time.monotonic() + 0.5
+        while time.monotonic() < end:
+            with limit.hold(max_wait_s=1.0, poll_s=0.002) as ok:
+                if not ok:
+                    continue
+                with lock:
+                    state["now"] += 1
+                    state["held"] += 1
+                    state["peak"] = max(state["peak"], state["now"])
+                time.sleep(0.005)
+                with lock:
+                    state["now"] -= 1
+
+    workers = [threading.Thread(target=run) for _ in range(10)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(timeout=10)
+
+    assert state["peak"] == 3
+    assert state["held"] >= 30
+    assert r.zcard(constants.LIMIT.format(name=limit.name) + ":leases") == 0
+
+
+def test_expired_lease_is_reclaimed(r: redis.Redis) -> None:
+    limit = ConcurrencyLimit(r, _name(), limit=1, ttl_s=0.1)
+    crashed = limit.try_acquire()
+    assert crashed is not None
+    assert limit.try_acquire() is None
+
+    started = time.monotonic()
+    with limit.hold(max_wait_s=0.03) as ok:
+        assert not ok
+    assert 0.03 <= time.monotonic() - started < 0.5
+
+    time.sleep(0.12)
+    token = limit.try_acquire()
+    assert token is not None
+    assert token != crashed
+    limit.release(token)
+    assert limit.try_acquire() is not None

@@ -1,0 +1,5 @@
+import sys
+
+from warming.cli import main
+
+sys.exit(main())

@@ -1,0 +1,72 @@
+"""Every default and limit, each with the reason for its value."""
+
+from __future__ import annotations
+
+# Where the settings file is looked for when WARMING_CONFIG is not set.
+CONFIG_PATH = "./warming.toml"
+
+# SPEC defaults for the URL filter: previews and drafts must never enter a public
+# cache; credentials in a query string must never be replayed at 50 PoPs.
+DENY_PATHS = ("/preview", "/draft")
+DENY_PARAMS = ("token", "auth", "session", "signature", "access_token")
+# Tracking parameters make a new cache key per campaign; the page is the same.
+STRIP_PARAMS = ("utm_*", "gclid", "fbclid")
+
+# Typical CDN prefetch allowance per API key is 50-100 req/s; 100/s matches SPEC.
+PREFETCH_RATE = "100/s"
+# Purge APIs are far stricter than GETs (Fastly: ~100k/h, Cloudflare: ~1000/5min).
+PURGE_RATE = "10/s"
+
+# A PoP that does not accept a TCP connection in 5 s is down, not slow.
+CONNECT_TIMEOUT_S = 5.0
+# A cold miss renders at the origin; 20 s covers a slow page but stays far below
+# the task's soft time limit so a hung read becomes a clean retry.
+READ_TIMEOUT_S = 20.0
+# Attempts per (URL, PoP) including the first: enough to ride out a short 429 storm.
+MAX_ATTEMPTS = 5
+# Retry-After beyond this is capped: ETA messages must stay well below the broker's
+# visibility timeout or Redis redelivers them (CELERY_NOTES, "Retries, acks, crashes").
+RETRY_AFTER_CAP_S = 30.0
+# First backoff step; doubled per attempt with full jitter.
+BACKOFF_BASE_S = 1.0
+USER_AGENT = "warming/0.1 (+cache warmer)"
+PURGE_TIMEOUT_S = 10.0
+
+# Redis broker visibility timeout. It bounds how long the tasks of a SIGKILLed worker
+# stay invisible before another worker gets them (the 2-minute recovery target), so
+# it is short; every task must therefore finish well within it (see time limits).
+VISIBILITY_TIMEOUT_S = 60
+# Hard kill of a stuck task; below the visibility timeout so a task is never running
+# while its message is handed to another worker.
+TASK_TIME_LIMIT_S = 50
+# Soft limit: the task records a failure outcome before the hard limit kills it.
+TASK_SOFT_TIME_LIMIT_S = 40
+# A verify task checks pairs until this budget is spent, then continues in a fresh
+# task, so no task runs near the time limits however slow the PoPs are.
+VERIFY_BUDGET_S = 25.0
+# The longest a task waits in-process for a cluster rate-limit slot before it gives
+# the slot back and re-queues itself with a countdown instead (keeps worker threads
+# free for other queues and messages far from the visibility timeout).
+MAX_LIMITER_WAIT_S = 5.0
+
+# Pairs per chord. Bounds the chord header (CELERY_NOTES: big chords are slow to
+# publish and heavy to join); slices of one phase run side by side.
+SLICE_SIZE = 500
+# Reports stay readable this long after a batch (7 days covers a weekend on call).
+REPORT_TTL_S = 7 * 24 * 3600
+# Deadline of a batch: this floor, plus the time the rate limit needs for its
+# requests times this slack. Past it the watchdog finishes the batch.
+DEADLINE_FLOOR_S = 300.0
+DEADLINE_SLACK = 4.0
+# How often each worker's watchdog looks for overdue batches.
+WATCHDOG_INTERVAL_S = 15.0
+
+# Standard Webhooks: 5 minutes of clock skew in either direction.
+WEBHOOK_TOLERANCE_S = 300
+WEBHOOK_MAX_BODY = 1024 * 1024
+# How long a webhook-id is remembered for idempotency: longer than any CMS retry
+# schedule (Contentful and Sanity retry for at most a few hours).
+WEBHOOK_ID_TTL_S = 3 * 24 * 3600
+COALESCE_WINDOW_S = 2.0
+# Tags seen on a URL are remembered this long for tag-only webhooks.
+TAG_INDEX_TTL_S = 30 * 24 * 3600

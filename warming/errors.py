@@ -1,0 +1,78 @@
+"""One error tree for everything warming raises on purpose.
+
+    WarmingError
+    ├── ConfigError          invalid settings; carries the key
+    ├── RejectedURL          a URL the filter refuses; carries url and reason
+    ├── PurgeError           a CDN purge that failed; carries provider, target, status
+    ├── FetchError           a request to a PoP that failed; carries url, pop, status
+    │   └── RetryLater       retryable (429/503/5xx/connection); carries delay
+    ├── BrokerUnavailable    Redis/broker cannot be reached
+    └── WebhookError         a webhook refused; carries the HTTP status to answer
+"""
+
+from __future__ import annotations
+
+
+class WarmingError(Exception):
+    """Base of every error warming raises on purpose."""
+
+
+class ConfigError(WarmingError):
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(f"{key}: {message}" if key else message)
+        self.key = key
+        self.message = message
+
+
+class RejectedURL(WarmingError):
+    def __init__(self, url: str, reason: str) -> None:
+        super().__init__(f"{url}: {reason}")
+        self.url = url
+        self.reason = reason
+
+
+class PurgeError(WarmingError):
+    def __init__(
+        self, message: str, *, provider: str, target: str = "", status: int | None = None
+    ) -> None:
+        super().__init__(message)
+        self.provider = provider
+        self.target = target
+        self.status = status
+
+
+class FetchError(WarmingError):
+    def __init__(
+        self, message: str, *, url: str = "", pop: str = "", status: int | None = None
+    ) -> None:
+        super().__init__(message)
+        self.url = url
+        self.pop = pop
+        self.status = status
+
+
+class RetryLater(FetchError):
+    """A retryable failure; `delay` is what the server asked for (None: use backoff)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        delay: float | None = None,
+        url: str = "",
+        pop: str = "",
+        status: int | None = None,
+    ) -> None:
+        super().__init__(message, url=url, pop=pop, status=status)
+        self.delay = delay
+
+
+class BrokerUnavailable(WarmingError):
+    pass
+
+
+class WebhookError(WarmingError):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message

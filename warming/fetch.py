@@ -1,0 +1,192 @@
+"""One HTTP request to one PoP, read to the end and measured.
+
+Warming never connects to a URL's own host: every request goes to a configured PoP
+address and carries the site's name as `Host` (and, over HTTPS, as TLS SNI and the
+name the certificate must match), exactly as a visitor's request reaches that PoP.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from warming.cachestatus import CacheStatus, cache_status
+from warming.errors import FetchError, RetryLater
+from warming.retry import parse_retry_after
+from warming.settings import FetchSettings, PopSettings, Variant
+
+# Headers that carry surrogate keys: Fastly/Varnish, Cloudflare/Akamai, varnish xkey.
+SURROGATE_HEADERS = ("surrogate-key", "cache-tag", "xkey")
+_CHUNK = 64 * 1024
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """What a PoP answered for one URL."""
+
+    status: int
+    cache: CacheStatus
+    age: int | None
+    etag: str | None
+    digest: str
+    size: int
+    keys: tuple[str, ...]
+    ttfb_ms: float
+    elapsed_ms: float
+    location: str | None = None
+    retry_after: float | None = None
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+    def same_payload(self, other: Fetched) -> bool:
+        """True when both carry the same object: equal ETag when both have one, else digest."""
+        if self.etag and other.etag:
+            return _strong(self.etag) == _strong(other.etag)
+        return self.digest == other.digest
+
+
+def _strong(etag: str) -> str:
+    # Varnish weakens an ETag when it gzips on the fly; the object is the same.
+    return etag[2:] if etag.startswith("W/") else etag
+
+
+class _SNIAdapter(HTTPAdapter):
+    """HTTPS to a PoP's address, with the site's name as SNI and certificate name."""
+
+    def __init__(self, server_hostname: str, **kwargs: Any) -> None:
+        self._server_hostname = server_hostname
+        super().__init__(**kwargs)
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["server_hostname"] = self._server_hostname
+        kwargs["assert_hostname"] = self._server_hostname
+        super().init_poolmanager(*args, **kwargs)
+
+
+class PopClient:
+    """Sends requests to PoPs; one keep-alive session per thread and site host."""
+
+    def __init__(self, settings: FetchSettings) -> None:
+        self._settings = settings
+        self._local = threading.local()
+
+    def _session(self, host: str) -> requests.Session:
+        sessions: dict[str, requests.Session] = self._local.__dict__.setdefault("sessions", {})
+        s = sessions.get(host)
+        if s is None:
+            s = requests.Session()
+            s.trust_env = False  # a proxy from the environment must not sit between us and a PoP
+            s.max_redirects = 0
+            s.mount("https://", _SNIAdapter(host, pool_maxsize=4))
+            s.mount("http://", HTTPAdapter(pool_maxsize=4))
+            sessions[host] = s
+        return s
+
+    def request(
+        self,
+        method: str,
+        pop: PopSettings,
+        url: str,
+        headers: Mapping[str, str] | None = None,
+    ) -> requests.Response:
+        """Send `method` for `url` to `pop`; the caller reads and closes the response."""
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        target = pop.url + (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        hdrs = {"Host": parts.netloc, "User-Agent": self._settings.user_agent}
+        hdrs.update(headers or {})
+        try:
+            return self._session(host).request(
+                method,
+                target,
+                headers=hdrs,
+                stream=True,
+                allow_redirects=False,
+                timeout=(self._settings.connect_timeout_s, self._settings.read_timeout_s),
+                verify=self._settings.verify_tls,
+            )
+        except requests.RequestException as e:
+            raise RetryLater(_describe(e), url=url, pop=pop.name) from None
+
+    def get(self, pop: PopSettings, url: str, variant: Variant) -> Fetched:
+        """GET `url` through `pop`, read the whole body, and classify the answer.
+
+        Raises RetryLater for 429, 5xx and network errors, FetchError for answers that
+        retrying will not change (redirects, 4xx).
+        """
+        t0 = time.perf_counter()
+        resp = self.request("GET", pop, url, variant.headers)
+        ttfb = time.perf_counter() - t0
+        digest = hashlib.sha256()
+        size = 0
+        try:
+            for chunk in resp.raw.stream(_CHUNK, decode_content=False):
+                digest.update(chunk)
+                size += len(chunk)
+        except Exception as e:  # urllib3/requests raise a wide variety mid-body
+            raise RetryLater(f"body read failed: {_describe(e)}", url=url, pop=pop.name) from None
+        finally:
+            resp.close()
+        got = Fetched(
+            status=resp.status_code,
+            cache=cache_status(resp.headers, pop.cache_header),
+            age=_int(resp.headers.get("age")),
+            etag=resp.headers.get("etag"),
+            digest=digest.hexdigest(),
+            size=size,
+            keys=surrogate_keys(resp.headers),
+            ttfb_ms=ttfb * 1000,
+            elapsed_ms=(time.perf_counter() - t0) * 1000,
+            location=resp.headers.get("location"),
+            retry_after=parse_retry_after(resp.headers.get("retry-after")),
+            headers=dict(resp.headers),
+        )
+        check_status(got, url, pop.name)
+        return got
+
+
+def check_status(got: Fetched, url: str, pop: str) -> None:
+    """Raise for a status that is not a cacheable success."""
+    s = got.status
+    if s in (429, 503) or s >= 500:
+        raise RetryLater(f"PoP answered {s}", delay=got.retry_after, url=url, pop=pop, status=s)
+    if 300 <= s < 400:
+        where = f" to {got.location}" if got.location else ""
+        raise FetchError(f"redirect {s}{where} is not followed", url=url, pop=pop, status=s)
+    if s >= 400 or s < 200:
+        raise FetchError(f"PoP answered {s}", url=url, pop=pop, status=s)
+
+
+def surrogate_keys(headers: Mapping[str, str]) -> tuple[str, ...]:
+    """Every surrogate key the response carries, de-duplicated, in order."""
+    seen: dict[str, None] = {}
+    for name in SURROGATE_HEADERS:
+        value = headers.get(name)
+        if value:
+            for key in value.replace(",", " ").split():
+                seen.setdefault(key, None)
+    return tuple(seen)
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _describe(e: BaseException) -> str:
+    """A short reason for a network error, without the noisy urllib3 repr chain."""
+    text = str(e)
+    for marker in ("Connection refused", "timed out", "Name or service not known",
+                   "certificate verify failed", "Connection reset", "Max retries exceeded"):
+        if marker in text:
+            return f"{type(e).__name__}: {marker}"
+    return f"{type(e).__name__}: {text[:200]}"

@@ -1,0 +1,102 @@
+"""The process's settings and the long-lived clients built from them.
+
+A front door (CLI, worker start, shim) installs the settings once with `use()`;
+tasks ask `current()`. Clients are built lazily and shared by the threads of a
+process (redis-py pools and our PopClient are thread-safe).
+"""
+
+from __future__ import annotations
+
+import threading
+from functools import cached_property
+
+import redis
+
+from warming import defaults
+from warming.cdn import Purger, purger_for
+from warming.errors import ConfigError
+from warming.fetch import PopClient
+from warming.ratelimit import ClusterLimiter
+from warming.settings import Settings, load_settings
+from warming.store import BatchStore
+
+
+def redis_client(url: str) -> redis.Redis:
+    """A Redis client that fails fast instead of hanging on a dead socket."""
+    return redis.Redis.from_url(
+        url,
+        socket_timeout=10,
+        socket_connect_timeout=5,
+        socket_keepalive=True,
+        health_check_interval=25,
+        retry_on_timeout=True,
+    )
+
+
+class Runtime:
+    """Settings plus the clients every task needs."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    @property
+    def broker_url(self) -> str:
+        if not self.settings.broker_url:
+            raise ConfigError(
+                "broker_url",
+                "is not set: workers and the shim need the shared Redis "
+                "(embedded mode is only for `warming warm` and `warming demo`)",
+            )
+        return self.settings.broker_url
+
+    @cached_property
+    def redis(self) -> redis.Redis:
+        return redis_client(self.broker_url)
+
+    @cached_property
+    def store(self) -> BatchStore:
+        return BatchStore(self.redis, self.settings.batch.report_ttl_s)
+
+    @cached_property
+    def client(self) -> PopClient:
+        return PopClient(self.settings.fetch)
+
+    @cached_property
+    def purger(self) -> Purger:
+        return purger_for(self.settings)
+
+    @cached_property
+    def prefetch_limiter(self) -> ClusterLimiter:
+        """Every request to a PoP, verification included, takes a token here."""
+        return ClusterLimiter(self.redis, "prefetch", self.settings.limits.prefetch_rate)
+
+    @cached_property
+    def purge_limiter(self) -> ClusterLimiter:
+        # One limit per provider account: two clusters purging the same CDN account
+        # through one Redis share it.
+        name = f"purge:{self.settings.cdn.provider}:{self.settings.cdn.service_id or ''}"
+        return ClusterLimiter(self.redis, name, self.settings.limits.purge_rate)
+
+
+_lock = threading.Lock()
+_current: Runtime | None = None
+
+
+def use(settings: Settings) -> Runtime:
+    """Install `settings` for this process (before the Celery app is configured)."""
+    global _current
+    with _lock:
+        _current = Runtime(settings)
+        return _current
+
+
+def current() -> Runtime:
+    """The installed runtime; loads settings from file and environment on first use."""
+    global _current
+    with _lock:
+        if _current is None:
+            _current = Runtime(load_settings())
+        return _current
+
+
+__all__ = ["Runtime", "current", "defaults", "redis_client", "use"]

@@ -1,0 +1,253 @@
+"""Settings: one TOML file plus `WARMING_*` environment overrides (pydantic-settings).
+
+Built once at a front door (CLI, worker start, shim) and passed in. Secrets are
+`SecretStr`, so they never show in a repr, a log line or an error message.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from warming import defaults
+from warming.errors import ConfigError
+
+_RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*(\d*)\s*(s|sec|second|m|min|minute|h|hour)\s*$")
+_UNIT_S = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60, "h": 3600, "hour": 3600}
+
+
+@dataclass(frozen=True)
+class Rate:
+    """`count` events per `period_s` seconds, parsed from strings like "100/s" or "600/m"."""
+
+    count: float
+    period_s: float
+
+    @classmethod
+    def parse(cls, text: str) -> Rate:
+        m = _RATE.match(text)
+        if not m or float(m.group(1)) <= 0:
+            raise ValueError(f"{text!r} is not a rate like '100/s', '600/m' or '5/10s'")
+        mult = int(m.group(2)) if m.group(2) else 1
+        return cls(float(m.group(1)), mult * _UNIT_S[m.group(3)])
+
+    @property
+    def per_second(self) -> float:
+        return self.count / self.period_s
+
+    def celery(self) -> str:
+        """The same rate as Celery's `rate_limit` string (it knows only /s, /m, /h)."""
+        return f"{self.per_second:g}/s"
+
+
+def _check_rate(v: str | None) -> str | None:
+    if v is not None:
+        Rate.parse(v)
+    return v
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Variant(_Strict):
+    """One cache object per URL: the request headers the origin varies on."""
+
+    name: str = "default"
+    headers: dict[str, str] = Field(default_factory=dict)
+
+
+class SiteSettings(_Strict):
+    base_url: str
+    allow_hosts: list[str] = Field(default_factory=list)
+    deny_paths: list[str] = Field(default_factory=lambda: list(defaults.DENY_PATHS))
+    deny_params: list[str] = Field(default_factory=lambda: list(defaults.DENY_PARAMS))
+    strip_params: list[str] = Field(default_factory=lambda: list(defaults.STRIP_PARAMS))
+    variants: list[Variant] = Field(default_factory=lambda: [Variant()])
+    sitemap: str | None = None
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url(cls, v: str) -> str:
+        parts = urlsplit(v)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an absolute http(s) URL such as https://www.example.com")
+        return v.rstrip("/")
+
+    @field_validator("variants")
+    @classmethod
+    def _variants(cls, v: list[Variant]) -> list[Variant]:
+        names = [x.name for x in v]
+        if not v or len(set(names)) != len(names):
+            raise ValueError("needs at least one variant, each with a distinct name")
+        return v
+
+    @property
+    def host(self) -> str:
+        """The public host name: the `Host` header, TLS SNI and certificate name."""
+        return (urlsplit(self.base_url).hostname or "").lower()
+
+    @property
+    def hosts(self) -> list[str]:
+        return [h.lower() for h in self.allow_hosts] or [self.host]
+
+
+class PopSettings(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    url: str
+    tier: Literal["edge", "shield"] = "edge"
+    cache_header: str | None = None
+    rate: str | None = None
+
+    _rate = field_validator("rate")(_check_rate)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        parts = urlsplit(v)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http(s) address such as http://203.0.113.10:8080")
+        return v.rstrip("/")
+
+
+class CdnSettings(_Strict):
+    provider: Literal["varnish", "fastly", "cloudflare", "akamai", "cloudfront", "none"] = (
+        "varnish"
+    )
+    api_token: SecretStr | None = None
+    service_id: str | None = None
+    zone_id: str | None = None
+    purge_timeout_s: float = defaults.PURGE_TIMEOUT_S
+
+
+class LimitsSettings(_Strict):
+    prefetch: str = defaults.PREFETCH_RATE
+    purge: str = defaults.PURGE_RATE
+    origin_concurrency: int | None = Field(default=None, ge=1)
+
+    _rates = field_validator("prefetch", "purge")(_check_rate)
+
+    @property
+    def prefetch_rate(self) -> Rate:
+        return Rate.parse(self.prefetch)
+
+    @property
+    def purge_rate(self) -> Rate:
+        return Rate.parse(self.purge)
+
+
+class FetchSettings(_Strict):
+    connect_timeout_s: float = Field(default=defaults.CONNECT_TIMEOUT_S, gt=0)
+    read_timeout_s: float = Field(default=defaults.READ_TIMEOUT_S, gt=0)
+    max_attempts: int = Field(default=defaults.MAX_ATTEMPTS, ge=1, le=20)
+    retry_after_cap_s: float = Field(default=defaults.RETRY_AFTER_CAP_S, gt=0)
+    backoff_base_s: float = Field(default=defaults.BACKOFF_BASE_S, gt=0)
+    user_agent: str = defaults.USER_AGENT
+    verify_tls: bool = True
+
+
+class BatchSettings(_Strict):
+    slice_size: int = Field(default=defaults.SLICE_SIZE, ge=1, le=5000)
+    deadline_s: float | None = Field(default=None, gt=0)
+    report_ttl_s: int = Field(default=defaults.REPORT_TTL_S, ge=60)
+
+
+class WebhookSettings(_Strict):
+    secrets: list[SecretStr] = Field(default_factory=list)
+    tolerance_s: int = Field(default=defaults.WEBHOOK_TOLERANCE_S, ge=1)
+    max_body_bytes: int = Field(default=defaults.WEBHOOK_MAX_BODY, ge=1)
+    coalesce_window_s: float = Field(default=defaults.COALESCE_WINDOW_S, ge=0)
+
+
+class Settings(BaseSettings):
+    """Everything warming needs to run; see SPEC.md for the file format."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="WARMING_", env_nested_delimiter="__", extra="forbid"
+    )
+
+    broker_url: str | None = None
+    result_backend: str | None = None
+    site: SiteSettings
+    pops: list[PopSettings] = Field(min_length=1)
+    cdn: CdnSettings = Field(default_factory=CdnSettings)
+    limits: LimitsSettings = Field(default_factory=LimitsSettings)
+    fetch: FetchSettings = Field(default_factory=FetchSettings)
+    batch: BatchSettings = Field(default_factory=BatchSettings)
+    webhook: WebhookSettings = Field(default_factory=WebhookSettings)
+
+    @field_validator("pops")
+    @classmethod
+    def _unique_pops(cls, v: list[PopSettings]) -> list[PopSettings]:
+        names = [p.name for p in v]
+        dup = {n for n in names if names.count(n) > 1}
+        if dup:
+            raise ValueError(f"PoP names must be unique; repeated: {', '.join(sorted(dup))}")
+        return v
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=_config_path())
+        return (init_settings, env_settings, toml)
+
+    @cached_property
+    def pop_by_name(self) -> dict[str, PopSettings]:
+        return {p.name: p for p in self.pops}
+
+    def redacted(self) -> dict[str, Any]:
+        """A JSON-able view for printing: secrets show as '**********'."""
+        return self.model_dump(mode="json")
+
+
+def _config_path() -> Path:
+    return Path(os.environ.get("WARMING_CONFIG", defaults.CONFIG_PATH))
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the TOML file and the environment; raise ConfigError naming the bad key."""
+    path = _config_path()
+    if "WARMING_CONFIG" in os.environ and not path.is_file():
+        raise ConfigError("WARMING_CONFIG", f"no such file: {path}")
+    if path.is_file():
+        try:
+            tomllib.loads(path.read_text())
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+            raise ConfigError(str(path), f"not valid TOML: {e}") from None
+    try:
+        return Settings(**overrides)
+    except ValidationError as e:
+        raise ConfigError(*_first_error(e)) from None
+
+
+def _first_error(e: ValidationError) -> tuple[str, str]:
+    lines = []
+    key = ""
+    for err in e.errors():
+        loc = ".".join(str(p) for p in err["loc"])
+        key = key or loc
+        # pydantic puts the offending input in the message for some errors; never echo
+        # values, since a misplaced secret would end up on a terminal or in a log.
+        lines.append(f"{loc}: {err['msg']}")
+    extra = f" (and {len(lines) - 1} more: {'; '.join(lines[1:])})" if len(lines) > 1 else ""
+    return key, lines[0].split(": ", 1)[1] + extra

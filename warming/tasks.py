@@ -1,0 +1,238 @@
+"""The Celery tasks: thin shells around plain functions, handling retries and routing.
+
+    purge(batch) ──> phase 0 ──> launch_slice(batch, 0, n) for each slice
+                                   └─ chord([prefetch(url, pop, variant) ...], verify(batch, 0, n))
+                     the last verified slice of a phase starts the next phase (edges
+                     after shields); the last one of the last phase finishes the batch.
+
+Rules from CELERY_NOTES.md that shape this file:
+- prefetch never raises out of the task: after its last retry it *returns* a failure
+  outcome, so the chord callback always runs;
+- no `expires` on header tasks; countdowns stay below the visibility timeout;
+- chord results are one short word; the real records live in Redis hashes;
+- a chord header is at most `batch.slice_size` tasks, and it is published by a
+  task, never carried inside another message.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from celery import Task, chord
+from celery.exceptions import Retry, SoftTimeLimitExceeded
+
+from warming import defaults
+from warming.celery_app import app
+from warming.errors import FetchError, PurgeError, RetryLater
+from warming.fetch import Fetched
+from warming.plan import Pair, Plan
+from warming.retry import retry_delay
+from warming.runtime import Runtime, current
+from warming.tagindex import record_tags
+from warming.verification import check, failed_record, warm_record
+
+log = logging.getLogger(__name__)
+
+# Re-queues for a rate-limit slot are not failures, but they must end somewhere.
+MAX_LIMITER_REQUEUES = 1000
+_COMMON: dict[str, Any] = {
+    "bind": True,
+    "acks_late": True,
+    "reject_on_worker_lost": True,
+    "max_retries": None,  # attempts are counted by us, in kwargs, per cause
+}
+# Queues come from `task_routes` (celeryconf); results are stored only for prefetch,
+# whose one-word results the chord needs. Nobody waits on the others, and a stored
+# result would make every publisher subscribe to its channel.
+
+
+@app.task(name="warming.purge", ignore_result=True, **_COMMON)
+def purge(self: Task, batch_id: str, start: int = 0, attempt: int = 0) -> str:
+    """Purge the batch's URLs and tags (shields first), then start warming."""
+    rt = current()
+    store = rt.store
+    if store.is_final(batch_id):
+        return "skipped"
+    plan = store.plan(batch_id)
+    if not plan.purge:
+        start_phase(rt, plan, 0)
+        return "not purged"
+    store.set_state(batch_id, "purging")
+    calls = rt.purger.plan(plan.urls, plan.tags, plan.pops)
+    t0 = time.monotonic()
+    for i in range(start, len(calls)):
+        if time.monotonic() - t0 > defaults.VERIFY_BUDGET_S:
+            purge.apply_async((batch_id,), {"start": i})
+            return "continued"
+        grant = rt.purge_limiter.acquire(defaults.MAX_LIMITER_WAIT_S)
+        if not grant.ok:
+            purge.apply_async((batch_id,), {"start": i, "attempt": attempt},
+                              countdown=_cap(grant.wait_s))
+            return "waiting for the purge limit"
+        try:
+            rt.purger.send(calls[i])
+        except RetryLater as e:
+            if attempt + 1 >= rt.settings.fetch.max_attempts:
+                _fail(rt, batch_id, f"purge failed after {attempt + 1} attempts: {e}")
+                return "failed"
+            delay = _delay(rt, e.delay, attempt)
+            purge.apply_async((batch_id,), {"start": i, "attempt": attempt + 1}, countdown=delay)
+            return "retrying"
+        except PurgeError as e:
+            _fail(rt, batch_id, f"purge failed: {e}")
+            return "failed"
+        attempt = 0
+    start_phase(rt, plan, 0)
+    return "purged"
+
+
+def _fail(rt: Runtime, batch_id: str, error: str) -> None:
+    log.warning("batch %s failed: %s", batch_id, error)
+    rt.store.finish(batch_id, "failed", error=error, note="nothing was warmed")
+
+
+def start_phase(rt: Runtime, plan: Plan, phase: int) -> None:
+    """Publish every slice of a phase, once, however many tasks get here."""
+    if not rt.store.claim(plan.batch_id, f"phase{phase}"):
+        return
+    rt.store.set_state(plan.batch_id, "warming")
+    if plan.phase_size(phase) == 0:  # a tags-only purge: nothing to warm
+        advance(rt, plan, phase)
+        return
+    n = plan.n_slices(phase)
+    if n <= 2:  # small batches: skip a hop, webhook-to-verified latency matters
+        for s in range(n):
+            _launch(plan, phase, s)
+        return
+    for s in range(n):
+        launch_slice.apply_async((plan.batch_id, phase, s))
+
+
+@app.task(name="warming.launch_slice", ignore_result=True, **_COMMON)
+def launch_slice(self: Task, batch_id: str, phase: int, n: int) -> str:
+    """Publish one slice's chord: prefetch each pair, then verify the slice."""
+    rt = current()
+    if rt.store.is_final(batch_id):
+        return "skipped"
+    _launch(rt.store.plan(batch_id), phase, n)
+    return "launched"
+
+
+def _launch(plan: Plan, phase: int, n: int) -> None:
+    header = [prefetch.s(plan.batch_id, p.url, p.pop, p.variant) for p in plan.slice(phase, n)]
+    chord(header, verify.si(plan.batch_id, phase, n)).apply_async()
+
+
+@app.task(name="warming.prefetch", **_COMMON)
+def prefetch(
+    self: Task, batch_id: str, url: str, pop: str, variant: str, attempt: int = 0, waits: int = 0
+) -> str:
+    """GET one URL through one PoP so the PoP caches it; record what it saw.
+
+    Returns a one-word outcome and never raises (a raise would fail the chord).
+    """
+    rt = current()
+    store = rt.store
+    pair = Pair(url, pop, variant)
+    retry_in: float | None = None
+    kwargs = {"attempt": attempt, "waits": waits}
+    try:
+        if store.is_final(batch_id):
+            return "skipped"
+        plan = store.plan(batch_id)
+        grant = rt.prefetch_limiter.acquire(defaults.MAX_LIMITER_WAIT_S)
+        if not grant.ok and waits < MAX_LIMITER_REQUEUES:
+            retry_in, kwargs["waits"] = _cap(grant.wait_s), waits + 1
+        elif not grant.ok:
+            rec = failed_record(pair, "gave up waiting for the prefetch rate limit", attempt)
+        else:
+            got = rt.client.get(plan.pop(pop), url, plan.variant(variant))
+            rec = warm_record(pair, got, attempt + 1)
+            record_tags(rt.redis, url, got.keys)
+    except RetryLater as e:
+        if attempt + 1 < rt.settings.fetch.max_attempts:
+            retry_in, kwargs["attempt"] = _delay(rt, e.delay, attempt), attempt + 1
+        else:
+            rec = failed_record(pair, f"{e} (gave up after {attempt + 1} attempts)",
+                                attempt + 1, e.status)
+    except FetchError as e:
+        rec = failed_record(pair, str(e), attempt + 1, e.status)
+    except SoftTimeLimitExceeded:
+        rec = failed_record(pair, "timed out (soft time limit)", attempt + 1)
+    except Retry:
+        raise
+    except Exception as e:  # a bug or a Redis outage must not fail the chord
+        log.exception("prefetch %s at %s failed unexpectedly", url, pop)
+        rec = failed_record(pair, f"internal error: {type(e).__name__}: {e}", attempt + 1)
+    if retry_in is not None:
+        raise self.retry(countdown=retry_in, kwargs={
+            "batch_id": batch_id, "url": url, "pop": pop, "variant": variant, **kwargs})
+    try:
+        store.record_warm(batch_id, pair, rec)
+    except Exception:  # verify and the watchdog report the pair as never prefetched
+        log.exception("could not record prefetch of %s at %s", url, pop)
+    return str(rec["outcome"])
+
+
+@app.task(name="warming.verify", ignore_result=True, **_COMMON)
+def verify(self: Task, batch_id: str, phase: int, n: int, start: int = 0) -> str:
+    """Chord callback: check each pair of a slice serves a fresh HIT of what was warmed."""
+    rt = current()
+    store = rt.store
+    if store.is_final(batch_id):
+        return "skipped"
+    plan = store.plan(batch_id)
+    if phase == len(plan.phases()) - 1:
+        store.set_state(batch_id, "verifying")
+    pairs = plan.slice(phase, n)[start:]
+    deadline = time.monotonic() + defaults.VERIFY_BUDGET_S
+
+    def send(pair: Pair) -> Fetched:
+        grant = rt.prefetch_limiter.acquire(max(0.0, deadline - time.monotonic()))
+        if not grant.ok:
+            raise _OutOfBudget
+        return rt.client.get(plan.pop(pair.pop), pair.url, plan.variant(pair.variant))
+
+    for i, (pair, warmed) in enumerate(zip(pairs, store.warm_records(batch_id, pairs),
+                                           strict=True)):
+        if time.monotonic() > deadline:
+            return _continue_verify(batch_id, phase, n, start + i, 0)
+        try:
+            rec = check(pair, warmed, send)
+        except _OutOfBudget:
+            return _continue_verify(batch_id, phase, n, start + i, 1.0)
+        except SoftTimeLimitExceeded:
+            return _continue_verify(batch_id, phase, n, start + i, 0)
+        store.record_result(batch_id, pair, rec)
+    if store.slice_done(batch_id, phase, n, plan.n_slices(phase)):
+        advance(rt, plan, phase)
+    return "verified"
+
+
+class _OutOfBudget(Exception):
+    """No rate-limit slot within this task's time budget."""
+
+
+def _continue_verify(batch_id: str, phase: int, n: int, start: int, countdown: float) -> str:
+    verify.apply_async((batch_id, phase, n), {"start": start}, countdown=countdown)
+    return "continued"
+
+
+def advance(rt: Runtime, plan: Plan, phase: int) -> None:
+    """A phase is verified: warm the next tier, or finish the batch."""
+    if phase + 1 < len(plan.phases()):
+        start_phase(rt, plan, phase + 1)
+    else:
+        rt.store.finish(plan.batch_id, "done")
+
+
+def _cap(seconds: float) -> float:
+    return min(max(seconds, 0.0), defaults.RETRY_AFTER_CAP_S)
+
+
+def _delay(rt: Runtime, retry_after: float | None, attempt: int) -> float:
+    f = rt.settings.fetch
+    return retry_delay(retry_after, attempt, f.backoff_base_s, min(f.retry_after_cap_s,
+                                                                   defaults.RETRY_AFTER_CAP_S))
