@@ -17,6 +17,7 @@ from warming import defaults
 from warming.errors import ConfigError
 from warming.resultbackend import backend_url
 from warming.runtime import current
+from warming.settings import Rate
 
 try:
     _rt = current()
@@ -76,11 +77,12 @@ task_routes = {
     "warming.verify": {"queue": K.Q_VERIFY},
     "warming.*": {"queue": K.Q_CONTROL},
 }
-# Celery's own limit is per worker: a cap so one worker alone never exceeds the
-# cluster limit; the cluster-wide limit itself lives in Redis (warming.ratelimit).
-task_annotations = {
-    "warming.prefetch": {"rate_limit": _rt.settings.limits.prefetch_rate.celery()},
-}
+# Celery's own limit is per worker and opt-in (see LimitsSettings.per_worker_prefetch);
+# the cluster-wide limit lives in Redis (warming.ratelimit) and binds every worker.
+_per_worker = _rt.settings.limits.per_worker_prefetch
+task_annotations = (
+    {"warming.prefetch": {"rate_limit": Rate.parse(_per_worker).celery()}} if _per_worker else {}
+)
 
 # Flower needs task events; "sent" events show queued tasks too.
 worker_send_task_events = True

@@ -179,9 +179,9 @@ class URLFilter:
         if parts.path.startswith("//"):
             # Used as a relative reference elsewhere, "//x/..." would name host x.
             raise RejectedURL(raw, f"path {parts.path} starts with //")
-        for rule in self._deny_paths:
-            if _path_denied(parts.path, rule[1]):
-                reason = f"path {parts.path} is denied by site.deny_paths ({rule[0]})"
+        for shown, rule in self._deny_paths:
+            if _path_denied(parts.path, rule):
+                reason = f"path {parts.path} is denied by site.deny_paths ({shown})"
                 raise RejectedURL(raw, reason)
         for param in (p for piece in parts.params for p in re.split("[;&]", piece)):
             if _param_names(_key(param)) & self._deny_params:
@@ -300,7 +300,7 @@ def _is_ip_literal(host: str) -> bool:
 
 
 def _pct(text: str) -> str:
-    """Uppercase hex escapes, unreserved characters decoded, anything else not allowed escaped."""
+    """Escapes in normal form: unreserved ones decoded, hex upper-case, non-URL chars as UTF-8."""
     out: list[str] = []
     i, n = 0, len(text)
     while i < n:

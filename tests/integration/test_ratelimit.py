@@ -22,6 +22,10 @@ from warming.settings import Rate
 REDIS_URL = "redis://127.0.0.1:6379/15"
 # Every limit name made here starts with this, so cleanup touches nothing else in db 15.
 NAME_PREFIX = "test-ratelimit-"
+# Redis spaces the slots exactly, but a thread sees its slot a little late (reply latency,
+# GIL, wake-up; up to ~2 ms measured on a busy 2-CPU box), which can bunch sends in the
+# measurement: windows are checked against the limit stretched by this much.
+CLIENT_JITTER_S = 0.005
 
 
 def _connect() -> redis.Redis:
@@ -88,6 +92,9 @@ def _hammer(limiter: ClusterLimiter, threads: int, demand_s: float) -> list[floa
     return sorted(t for out in per_thread for t in out)
 
 
+# Hypothesis reports a failure through libcst, which warns on import; with warnings as
+# errors that would hide the failing example behind an INTERNALERROR.
+@pytest.mark.filterwarnings("ignore:mypy_extensions.TypedDict is deprecated:DeprecationWarning")
 @settings(max_examples=6, deadline=None, database=None)
 @given(
     rate=st.integers(min_value=20, max_value=500),
@@ -102,7 +109,7 @@ def test_threads_never_exceed_the_rate_and_use_most_of_it(
     times = _hammer(limiter, threads, demand_s)
 
     for window_s in (1.0, 0.25):
-        assert _max_in_window(times, window_s) <= rate * window_s + burst + 1
+        assert _max_in_window(times, window_s) <= rate * (window_s + CLIENT_JITTER_S) + burst + 1
     busy_s = times[-1] - times[0]
     # The first `burst` go at once; after that one per interval is full use.
     assert (len(times) - burst) / (busy_s * rate) >= 0.9
@@ -141,7 +148,7 @@ def test_processes_share_one_limit(r: redis.Redis) -> None:
     # Each process may hold one reservation that starts just after its deadline.
     assert len(times) <= rate * duration_s + burst + procs + 2
     assert len(times) >= 0.9 * rate * duration_s
-    assert _max_in_window(times, 1.0) <= rate + burst + 1
+    assert _max_in_window(times, 1.0) <= rate * (1.0 + CLIENT_JITTER_S) + burst + 1
 
 
 def test_burst_goes_at_once_then_one_per_interval(r: redis.Redis) -> None:

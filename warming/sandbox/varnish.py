@@ -140,7 +140,6 @@ class VarnishEdge:
         began = time.monotonic()
         self.workdir = Path(tempfile.mkdtemp(prefix=f"warming-{self.name}-", dir=self._parent_dir))
         vcl = self.workdir / "edge.vcl"
-        vcl.write_text(render_vcl(self.backend, self.throttle_rps))
         command = [
             varnishd,
             "-F",
@@ -161,6 +160,7 @@ class VarnishEdge:
         for param, value in _PARAMS.items():
             command += ["-p", f"{param}={value}"]
         try:
+            vcl.write_text(render_vcl(self.backend, self.throttle_rps))
             with open(self.workdir / "varnishd.log", "wb") as log:
                 self._proc = subprocess.Popen(
                     command,

