@@ -94,6 +94,8 @@ class Worker:
         """SIGKILL the whole worker: no chance to ack, requeue or clean up."""
         os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait(10)
+        if self.proc.stderr:
+            self.proc.stderr.close()
 
     def stop(self) -> None:
         if self.proc.poll() is None:

@@ -36,6 +36,8 @@ PURGE_TIMEOUT_S = 10.0
 # stay invisible before another worker gets them (the 2-minute recovery target), so
 # it is short; every task must therefore finish well within it (see time limits).
 VISIBILITY_TIMEOUT_S = 60
+# How often each worker looks for messages a dead worker left unacknowledged.
+RESTORE_INTERVAL_S = 5
 # Hard kill of a stuck task; below the visibility timeout so a task is never running
 # while its message is handed to another worker.
 TASK_TIME_LIMIT_S = 50

@@ -178,6 +178,15 @@ class WebhookSettings(_Strict):
     coalesce_window_s: float = Field(default=defaults.COALESCE_WINDOW_S, ge=0)
 
 
+class RouteSettings(_Strict):
+    """A content type's URLs: a changed blog post warms /blog/{slug}, /blog and /."""
+
+    content_type: str
+    urls: list[str] = Field(min_length=1)  # path templates, fields in braces: /blog/{slug}
+    keys: list[str] = Field(default_factory=list)  # surrogate-key templates to purge
+    priority: Literal["high", "normal", "bulk"] = "high"
+
+
 class Settings(BaseSettings):
     """Everything warming needs to run; see SPEC.md for the file format."""
 
@@ -194,6 +203,7 @@ class Settings(BaseSettings):
     fetch: FetchSettings = Field(default_factory=FetchSettings)
     batch: BatchSettings = Field(default_factory=BatchSettings)
     webhook: WebhookSettings = Field(default_factory=WebhookSettings)
+    routes: list[RouteSettings] = Field(default_factory=list)
 
     @field_validator("pops")
     @classmethod

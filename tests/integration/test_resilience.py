@@ -86,7 +86,7 @@ def test_sigkilled_worker_then_a_fresh_one_accounts_for_every_pair(
     finally:
         fresh.stop()
     assert rep["state"] == "done", (rep["state"], rep["counts"], recovered_s)
-    assert recovered_s < 120
+    assert recovered_s < 100  # visibility timeout 60 s + restore sweep 5 s + the rest of the batch
     assert rep["counts"]["total"] == 300
     assert len(rep["results"]) == 300  # every pair accounted for
     assert rep["counts"]["hit"] + rep["counts"]["miss"] + rep["counts"]["failed"] == 300

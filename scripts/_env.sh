@@ -1,0 +1,10 @@
+# Shared by scripts/demo and scripts/test: a virtualenv in .venv with warming installed.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+.venv/bin/python -m pip install -q --upgrade pip >/dev/null
+.venv/bin/python -m pip install -q -e ".[test]"
+export PATH="$PWD/.venv/bin:$PATH"
