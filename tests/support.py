@@ -43,7 +43,11 @@ def write_config(
     lines += ["[site]"] + [f"{k} = {_toml_value(v)}" for k, v in site.items() if k != "variants"]
     for v in site.get("variants", []):
         hdrs = ", ".join(f'"{k}" = {_toml_value(x)}' for k, x in v["headers"].items())
-        lines += ["[[site.variants]]", f"name = {_toml_value(v['name'])}", f"headers = {{ {hdrs} }}"]
+        lines += [
+            "[[site.variants]]",
+            f"name = {_toml_value(v['name'])}",
+            f"headers = {{ {hdrs} }}",
+        ]
     sections.setdefault("limits", {"prefetch": "200/s", "purge": "200/s"})
     for name, values in sections.items():
         lines += [f"[{name}]"] + [f"{k} = {_toml_value(v)}" for k, v in values.items()]
@@ -67,10 +71,30 @@ class Worker:
     def __init__(self, config: Path, logfile: Path, concurrency: int = 8, pool: str = "threads"):
         self.logfile = logfile
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "warming", "worker", "-P", pool,
-             "-c", str(concurrency), "-l", "INFO", "--without-gossip", "--without-mingle",
-             "-n", f"test-{os.getpid()}-{time.monotonic_ns()}@%h", "--logfile", str(logfile)],
-            env=env_for(config), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "warming",
+                "worker",
+                "-P",
+                pool,
+                "-c",
+                str(concurrency),
+                "-l",
+                "INFO",
+                "--without-gossip",
+                "--without-mingle",
+                "-n",
+                f"test-{os.getpid()}-{time.monotonic_ns()}@%h",
+                "--logfile",
+                str(logfile),
+            ],
+            env=env_for(config),
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
             start_new_session=True,
         )
         self._wait_ready()
@@ -111,8 +135,12 @@ class Worker:
 
 def run_cli(config: Path, *args: str, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "warming", *args], env=env_for(config), cwd=ROOT,
-        capture_output=True, text=True, timeout=timeout,
+        [sys.executable, "-m", "warming", *args],
+        env=env_for(config),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
@@ -122,7 +150,9 @@ def warm_json(config: Path, *args: str, timeout: float = 120.0) -> tuple[int, di
     try:
         return res.returncode, json.loads(res.stdout)
     except json.JSONDecodeError:
-        raise AssertionError(f"no JSON report (rc={res.returncode}): {res.stdout}\n{res.stderr}")
+        raise AssertionError(
+            f"no JSON report (rc={res.returncode}): {res.stdout}\n{res.stderr}"
+        ) from None
 
 
 def probe(pop_url: str, url: str) -> requests.Response:

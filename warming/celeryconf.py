@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 
-from kombu import Queue
+from kombu import Queue  # type: ignore[attr-defined]
 
 from warming import constants as K
 from warming import defaults
@@ -61,8 +61,12 @@ redis_backend_health_check_interval = 25
 broker_connection_retry_on_startup = True
 # Publishing must fail fast (the shim answers 503 so the CMS retries) rather than
 # block a request for the default ~10 s of retries.
-task_publish_retry_policy = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2,
-                             "interval_max": 0.5}
+task_publish_retry_policy = {
+    "max_retries": 2,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.5,
+}
 
 task_time_limit = defaults.TASK_TIME_LIMIT_S
 task_soft_time_limit = defaults.TASK_SOFT_TIME_LIMIT_S

@@ -47,7 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "demo":
             from warming.demo import run_demo
 
-            return run_demo()
+            return int(run_demo())
         settings = load_settings()
         if args.command == "warm":
             return _warm(settings, args)
@@ -55,7 +55,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _report(settings, args)
         from warming.shim import serve
 
-        return serve(use(settings), args.host, args.port)
+        code = serve(use(settings), args.host, args.port)
+        return int(code)
     except ConfigError as e:
         print(f"warming: invalid configuration: {e}", file=sys.stderr)
         return EXIT_USAGE
@@ -95,8 +96,13 @@ def _warm(settings: Settings, args: argparse.Namespace) -> int:
             urls += from_sitemap(rt.client, pop, sm)
         absolute = [u for u in urls if "://" in u]
         paths = [u for u in urls if "://" not in u]
-        req = WarmRequest(urls=absolute, paths=paths, tags=args.tag, purge=not args.no_purge,
-                          trigger={"source": "cli"})
+        req = WarmRequest(
+            urls=absolute,
+            paths=paths,
+            tags=args.tag,
+            purge=not args.no_purge,
+            trigger={"source": "cli"},
+        )
         plan = publish(rt, req)
         if not args.wait and not embedded:
             print(json.dumps({"batch_id": plan.batch_id}) if args.json else plan.batch_id)

@@ -43,11 +43,13 @@ def run_demo() -> int:
         _say(f"origin  {world.origin.url}  (a tiny CMS-backed site)")
         for pop in world.pops():
             _say(f"PoP     {pop['name']:<7} {pop['url']}  tier={pop['tier']}  ({world.kind})")
-        settings = Settings(
-            site={"base_url": SITE},
-            pops=world.pops(),
-            cdn={"provider": "varnish"},
-            limits={"prefetch": "200/s", "purge": "200/s"},
+        settings = Settings.model_validate(
+            {
+                "site": {"base_url": SITE},
+                "pops": world.pops(),
+                "cdn": {"provider": "varnish"},
+                "limits": {"prefetch": "200/s", "purge": "200/s"},
+            }
         )
         from warming.cli import running
 
@@ -65,8 +67,10 @@ def run_demo() -> int:
             version = world.origin.version("/blog/hello-world")
             served = [_probe(p["url"], "/blog/hello-world") for p in world.pops()]
             fresh = all(hit and f"version {version}" in body for hit, body in served)
-            _say(f"asked directly, every PoP serves version {version} as a HIT: "
-                 f"{'yes' if fresh else 'NO'}")
+            _say(
+                f"asked directly, every PoP serves version {version} as a HIT: "
+                f"{'yes' if fresh else 'NO'}"
+            )
     code = max(reports.exit_code(first), reports.exit_code(second), 0 if fresh else 1)
     _say("\ndemo " + ("passed" if code == 0 else "FAILED"))
     return code

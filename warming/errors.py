@@ -1,13 +1,13 @@
 """One error tree for everything warming raises on purpose.
 
-    WarmingError
-    ├── ConfigError          invalid settings; carries the key
-    ├── RejectedURL          a URL the filter refuses; carries url and reason
-    ├── PurgeError           a CDN purge that failed; carries provider, target, status
-    ├── FetchError           a request to a PoP that failed; carries url, pop, status
-    │   └── RetryLater       retryable (429/503/5xx/connection); carries delay
-    ├── BrokerUnavailable    Redis/broker cannot be reached
-    └── WebhookError         a webhook refused; carries the HTTP status to answer
+WarmingError
+├── ConfigError          invalid settings; carries the key
+├── RejectedURL          a URL the filter refuses; carries url and reason
+├── PurgeError           a CDN purge that failed; carries provider, target, status
+├── FetchError           a request to a PoP that failed; carries url, pop, status
+│   └── RetryLater       retryable (429/503/5xx/connection); carries delay
+├── BrokerUnavailable    Redis/broker cannot be reached
+└── WebhookError         a webhook refused; carries the HTTP status to answer
 """
 
 from __future__ import annotations

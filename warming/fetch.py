@@ -185,8 +185,14 @@ def _int(value: str | None) -> int | None:
 def _describe(e: BaseException) -> str:
     """A short reason for a network error, without the noisy urllib3 repr chain."""
     text = str(e)
-    for marker in ("Connection refused", "timed out", "Name or service not known",
-                   "certificate verify failed", "Connection reset", "Max retries exceeded"):
+    for marker in (
+        "Connection refused",
+        "timed out",
+        "Name or service not known",
+        "certificate verify failed",
+        "Connection reset",
+        "Max retries exceeded",
+    ):
         if marker in text:
             return f"{type(e).__name__}: {marker}"
     return f"{type(e).__name__}: {text[:200]}"

@@ -21,7 +21,9 @@ def exit_code(report: dict[str, Any]) -> int:
     return 0 if ok else 1
 
 
-def wait(store: BatchStore, batch_id: str, out: TextIO = sys.stderr, poll_s: float = 0.2) -> dict[str, Any]:
+def wait(
+    store: BatchStore, batch_id: str, out: TextIO = sys.stderr, poll_s: float = 0.2
+) -> dict[str, Any]:
     """Block until the batch ends, drawing progress on `out`; return its report."""
     total = store.plan(batch_id).total
     tty = out.isatty()
@@ -54,7 +56,8 @@ def wait(store: BatchStore, batch_id: str, out: TextIO = sys.stderr, poll_s: flo
 def _bar(state: str, warmed: int, verified: int, total: int, width: int = 30) -> str:
     frac = (warmed + verified) / (2 * total) if total else 1.0
     fill = int(frac * width)
-    return f"{state:<9} [{'#' * fill}{'.' * (width - fill)}] warmed {warmed}/{total} verified {verified}/{total}"
+    bar = "#" * fill + "." * (width - fill)
+    return f"{state:<9} [{bar}] warmed {warmed}/{total} verified {verified}/{total}"
 
 
 def render(report: dict[str, Any]) -> str:
@@ -71,7 +74,9 @@ def render(report: dict[str, Any]) -> str:
             lines.append(f"  {key}: {report[key]}")
     bad = [r for r in report["results"] if r["outcome"] != "hit"]
     for r in bad[:50]:
-        lines.append(f"  {r['outcome'].upper():6} {r['pop']:<10} {r['url']}  {r.get('error') or ''}")
+        lines.append(
+            f"  {r['outcome'].upper():6} {r['pop']:<10} {r['url']}  {r.get('error') or ''}"
+        )
     if len(bad) > 50:
         lines.append(f"  ... and {len(bad) - 50} more (use --json for all)")
     for d in report["dropped"][:20]:

@@ -125,9 +125,7 @@ class PopSettings(_Strict):
 
 
 class CdnSettings(_Strict):
-    provider: Literal["varnish", "fastly", "cloudflare", "akamai", "cloudfront", "none"] = (
-        "varnish"
-    )
+    provider: Literal["varnish", "fastly", "cloudflare", "akamai", "cloudfront", "none"] = "varnish"
     api_token: SecretStr | None = None
     service_id: str | None = None
     zone_id: str | None = None

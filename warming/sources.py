@@ -23,7 +23,9 @@ def from_file(path: str | Path) -> list[str]:
         text = Path(path).read_text()
     except OSError as e:
         raise WarmingError(f"cannot read URL file {path}: {e.strerror}") from None
-    return [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    return [
+        ln.strip() for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")
+    ]
 
 
 def from_sitemap(client: PopClient, pop: PopSettings, url: str) -> list[str]:
@@ -41,8 +43,12 @@ def _walk(client: PopClient, pop: PopSettings, url: str, out: list[str], depth: 
     resp = client.request("GET", pop, url)
     try:
         if resp.status_code != 200:
-            raise FetchError(f"sitemap {url} answered {resp.status_code}", url=url, pop=pop.name,
-                             status=resp.status_code)
+            raise FetchError(
+                f"sitemap {url} answered {resp.status_code}",
+                url=url,
+                pop=pop.name,
+                status=resp.status_code,
+            )
         body = resp.content
     finally:
         resp.close()

@@ -74,14 +74,14 @@ class BatchStore:
             raw = self.r.hget(K.BATCH.format(id=batch_id), "plan")
             if raw is None:
                 raise KeyError(batch_id)
-            plan = Plan.from_json(raw)  # type: ignore[arg-type]
+            plan = Plan.from_json(raw)
             _PLANS[batch_id] = plan
             while len(_PLANS) > _PLAN_CACHE:
                 _PLANS.pop(next(iter(_PLANS)), None)
         return plan
 
     def state(self, batch_id: str) -> str | None:
-        return _s(self.r.hget(K.BATCH.format(id=batch_id), "state"))  # type: ignore[arg-type]
+        return _s(self.r.hget(K.BATCH.format(id=batch_id), "state"))
 
     def is_final(self, batch_id: str) -> bool:
         # A batch whose key has expired counts as final: nothing may resurrect it.
@@ -103,13 +103,13 @@ class BatchStore:
 
     def warm_record(self, batch_id: str, pair: Pair) -> dict[str, Any] | None:
         raw = self.r.hget(K.WARM.format(id=batch_id), pair.key)
-        return json.loads(raw) if raw else None  # type: ignore[arg-type]
+        return json.loads(raw) if raw else None
 
     def warm_records(self, batch_id: str, pairs: list[Pair]) -> list[dict[str, Any] | None]:
         if not pairs:
             return []
         raws = self.r.hmget(K.WARM.format(id=batch_id), [p.key for p in pairs])
-        return [json.loads(x) if x else None for x in raws]  # type: ignore[union-attr]
+        return [json.loads(x) if x else None for x in raws]
 
     def record_result(self, batch_id: str, pair: Pair, record: dict[str, Any]) -> None:
         key = K.RESULTS.format(id=batch_id)
@@ -178,7 +178,7 @@ class BatchStore:
             fields["note"] = note
         bkey = K.BATCH.format(id=batch_id)
         with self.r.pipeline() as p:
-            p.hset(bkey, mapping=fields)
+            p.hset(bkey, mapping=fields)  # type: ignore[arg-type]
             p.zrem(K.ACTIVE, batch_id)
             for k in self._keys(batch_id, plan):
                 p.expire(k, self.ttl_s)
@@ -187,7 +187,7 @@ class BatchStore:
 
     def overdue(self, now: float | None = None) -> list[str]:
         ids = self.r.zrangebyscore(K.ACTIVE, "-inf", now or time.time())
-        return [_s(i) or "" for i in ids]  # type: ignore[union-attr]
+        return [_s(i) or "" for i in ids]  # type: ignore[arg-type]
 
     def _keys(self, batch_id: str, plan: Plan) -> list[str]:
         keys = [K.BATCH, K.WARM, K.RESULTS]
@@ -197,7 +197,7 @@ class BatchStore:
 
     def _results(self, batch_id: str) -> dict[str, dict[str, Any]]:
         raw = self.r.hgetall(K.RESULTS.format(id=batch_id))
-        return {_s(k) or "": json.loads(v) for k, v in raw.items()}  # type: ignore[union-attr]
+        return {_s(k) or "": json.loads(v) for k, v in raw.items()}
 
     # -- the report -------------------------------------------------------------
 
@@ -206,7 +206,7 @@ class BatchStore:
         raw = self.r.hgetall(K.BATCH.format(id=batch_id))
         if not raw:
             return None
-        b = {_s(k) or "": _s(v) or "" for k, v in raw.items()}  # type: ignore[union-attr]
+        b = {_s(k) or "": _s(v) or "" for k, v in raw.items()}
         plan = Plan.from_json(b["plan"])
         results = self._results(batch_id)
         ordered = [_public(results[p.key]) for p in plan.all_pairs() if p.key in results]
@@ -263,11 +263,18 @@ def _unverified(pair: Pair, warm: dict[str, Any] | None, why: str) -> dict[str, 
     """The final record of a pair that never got a verdict."""
     base: dict[str, Any] = {"url": pair.url, "pop": pair.pop, "variant": pair.variant}
     if warm is None:
-        return {**base, "outcome": "failed", "status": None, "cache": None, "attempts": 0,
-                "error": f"never prefetched: {why}"}
+        return {
+            **base,
+            "outcome": "failed",
+            "status": None,
+            "cache": None,
+            "attempts": 0,
+            "error": f"never prefetched: {why}",
+        }
     if warm.get("outcome") == "failed":
         return {**warm, **base, "outcome": "failed"}
     return {**warm, **base, "outcome": "failed", "error": f"prefetched but {why}"}
+
 
 # Tasks of one batch ask for its plan thousands of times, and a 100k-pair plan is
 # megabytes: keep the last few per process (dict order is insertion order).

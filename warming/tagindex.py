@@ -14,7 +14,7 @@ def record_tags(r: redis.Redis, url: str, keys: Iterable[str]) -> None:
     """Remember that `url` now carries exactly `keys`; forget keys it no longer has."""
     new = set(keys)
     own = K.URL_TAGS.format(url=url)
-    old = {k.decode() if isinstance(k, bytes) else str(k) for k in r.smembers(own)}  # type: ignore[union-attr]
+    old = {k.decode() if isinstance(k, bytes) else str(k) for k in r.smembers(own)}
     if not new and not old:
         return
     ttl = defaults.TAG_INDEX_TTL_S
@@ -37,4 +37,4 @@ def urls_for(r: redis.Redis, tags: Iterable[str]) -> list[str]:
     if not keys:
         return []
     members = r.sunion(keys)
-    return sorted(m.decode() if isinstance(m, bytes) else str(m) for m in members)  # type: ignore[union-attr]
+    return sorted(m.decode() if isinstance(m, bytes) else str(m) for m in members)

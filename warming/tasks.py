@@ -68,8 +68,9 @@ def purge(self: Task, batch_id: str, start: int = 0, attempt: int = 0) -> str:
             return "continued"
         grant = rt.purge_limiter.acquire(defaults.MAX_LIMITER_WAIT_S)
         if not grant.ok:
-            purge.apply_async((batch_id,), {"start": i, "attempt": attempt},
-                              countdown=_cap(grant.wait_s))
+            purge.apply_async(
+                (batch_id,), {"start": i, "attempt": attempt}, countdown=_cap(grant.wait_s)
+            )
             return "waiting for the purge limit"
         try:
             rt.purger.send(calls[i])
@@ -155,8 +156,9 @@ def prefetch(
         if attempt + 1 < rt.settings.fetch.max_attempts:
             retry_in, kwargs["attempt"] = _delay(rt, e.delay, attempt), attempt + 1
         else:
-            rec = failed_record(pair, f"{e} (gave up after {attempt + 1} attempts)",
-                                attempt + 1, e.status)
+            rec = failed_record(
+                pair, f"{e} (gave up after {attempt + 1} attempts)", attempt + 1, e.status
+            )
     except FetchError as e:
         rec = failed_record(pair, str(e), attempt + 1, e.status)
     except SoftTimeLimitExceeded:
@@ -167,8 +169,10 @@ def prefetch(
         log.exception("prefetch %s at %s failed unexpectedly", url, pop)
         rec = failed_record(pair, f"internal error: {type(e).__name__}: {e}", attempt + 1)
     if retry_in is not None:
-        raise self.retry(countdown=retry_in, kwargs={
-            "batch_id": batch_id, "url": url, "pop": pop, "variant": variant, **kwargs})
+        raise self.retry(
+            countdown=retry_in,
+            kwargs={"batch_id": batch_id, "url": url, "pop": pop, "variant": variant, **kwargs},
+        )
     try:
         store.record_warm(batch_id, pair, rec)
     except Exception:  # verify and the watchdog report the pair as never prefetched
@@ -195,8 +199,9 @@ def verify(self: Task, batch_id: str, phase: int, n: int, start: int = 0) -> str
             raise _OutOfBudget
         return rt.client.get(plan.pop(pair.pop), pair.url, plan.variant(pair.variant))
 
-    for i, (pair, warmed) in enumerate(zip(pairs, store.warm_records(batch_id, pairs),
-                                           strict=True)):
+    for i, (pair, warmed) in enumerate(
+        zip(pairs, store.warm_records(batch_id, pairs), strict=True)
+    ):
         if time.monotonic() > deadline:
             return _continue_verify(batch_id, phase, n, start + i, 0)
         try:
@@ -234,5 +239,6 @@ def _cap(seconds: float) -> float:
 
 def _delay(rt: Runtime, retry_after: float | None, attempt: int) -> float:
     f = rt.settings.fetch
-    return retry_delay(retry_after, attempt, f.backoff_base_s, min(f.retry_after_cap_s,
-                                                                   defaults.RETRY_AFTER_CAP_S))
+    return retry_delay(
+        retry_after, attempt, f.backoff_base_s, min(f.retry_after_cap_s, defaults.RETRY_AFTER_CAP_S)
+    )

@@ -39,7 +39,9 @@ def warm_record(pair: Pair, got: Fetched, attempts: int) -> dict[str, Any]:
     }
 
 
-def failed_record(pair: Pair, error: str, attempts: int, status: int | None = None) -> dict[str, Any]:
+def failed_record(
+    pair: Pair, error: str, attempts: int, status: int | None = None
+) -> dict[str, Any]:
     return {
         "url": pair.url,
         "pop": pair.pop,

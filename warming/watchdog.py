@@ -14,8 +14,8 @@ from typing import Any
 
 from celery.signals import worker_ready, worker_shutdown
 
-from warming import defaults
 from warming import constants as K
+from warming import defaults
 from warming.runtime import current
 from warming.store import BatchStore, iso
 

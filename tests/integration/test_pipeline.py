@@ -37,7 +37,9 @@ def _by_pair(report: dict) -> dict[tuple[str, str], dict]:
     return {(r["url"], r["pop"]): r for r in report["results"]}
 
 
-def test_every_pair_ends_hit_and_the_pops_really_serve_it(config: Path, world: World, worker: Worker) -> None:
+def test_every_pair_ends_hit_and_the_pops_really_serve_it(
+    config: Path, world: World, worker: Worker
+) -> None:
     paths = ["/", "/blog", "/blog/one", "/about?b=2&a=1", "/news"]
     world.origin.bump()
     version = world.origin.version()
@@ -57,7 +59,9 @@ def test_every_pair_ends_hit_and_the_pops_really_serve_it(config: Path, world: W
     assert world.origin.hosts_seen == {"www.example.com"}
 
 
-def test_shield_first_means_the_origin_renders_each_url_once(config: Path, world: World, worker: Worker) -> None:
+def test_shield_first_means_the_origin_renders_each_url_once(
+    config: Path, world: World, worker: Worker
+) -> None:
     world.origin.bump()
     world.origin.reset_counts()
     paths = [f"/once/{i}" for i in range(6)]
@@ -145,10 +149,17 @@ def test_publish_without_wait_then_report(config: Path, world: World, worker: Wo
     assert missing.returncode == 1 and "no batch nope" in missing.stderr
 
 
-def test_dropped_urls_are_listed_and_never_fetched(config: Path, world: World, worker: Worker) -> None:
+def test_dropped_urls_are_listed_and_never_fetched(
+    config: Path, world: World, worker: Worker
+) -> None:
     world.origin.reset_counts()
     rc, report = warm_json(
-        config, "/ok", "https://evil.example.net/x", "/preview/draft-1", "/p?token=abc", "file:///etc/passwd"
+        config,
+        "/ok",
+        "https://evil.example.net/x",
+        "/preview/draft-1",
+        "/p?token=abc",
+        "file:///etc/passwd",
     )
     assert rc == 0
     assert report["counts"]["dropped"] == 4

@@ -28,8 +28,11 @@ def test_pops_answering_429_with_retry_after_still_end_hit(
     tmp_path: Path, redis_url: str, throttled: World
 ) -> None:
     config = write_config(
-        tmp_path / "warming.toml", redis_url, throttled.pops(),
-        limits={"prefetch": "60/s", "purge": "500/s"}, fetch={"max_attempts": 8},
+        tmp_path / "warming.toml",
+        redis_url,
+        throttled.pops(),
+        limits={"prefetch": "60/s", "purge": "500/s"},
+        fetch={"max_attempts": 8},
     )
     worker = Worker(config, tmp_path / "worker.log")
     try:
@@ -59,8 +62,11 @@ def test_sigkilled_worker_then_a_fresh_one_accounts_for_every_pair(
 ) -> None:
     # 150 URLs x 2 PoPs at 20/s: the batch takes ~15 s, so the kill lands mid-batch.
     config = write_config(
-        tmp_path / "warming.toml", redis_url, slow_world.pops(),
-        limits={"prefetch": "20/s", "purge": "500/s"}, batch={"slice_size": 50},
+        tmp_path / "warming.toml",
+        redis_url,
+        slow_world.pops(),
+        limits={"prefetch": "20/s", "purge": "500/s"},
+        batch={"slice_size": 50},
     )
     paths = [f"/crash/{i}" for i in range(150)]
     worker = Worker(config, tmp_path / "w1.log")
@@ -100,8 +106,9 @@ def test_watchdog_finishes_an_abandoned_batch_from_what_was_recorded(
 ) -> None:
     # No worker at all: the batch can only end through the watchdog, which the
     # waiting CLI also runs. Every pair must still be accounted for, with a reason.
-    config = write_config(tmp_path / "warming.toml", redis_url, slow_world.pops(),
-                          batch={"deadline_s": 2})
+    config = write_config(
+        tmp_path / "warming.toml", redis_url, slow_world.pops(), batch={"deadline_s": 2}
+    )
     t0 = time.monotonic()
     rc, report = warm_json(config, "/abandoned/1", "/abandoned/2", timeout=60)
     assert rc == 1
@@ -127,12 +134,22 @@ def test_embedded_mode_needs_nothing_but_the_config(tmp_path: Path, slow_world: 
 @pytest.mark.parametrize(
     ("toml", "key"),
     [
-        ('[site]\nbase_url = "ftp://x"\n[[pops]]\nname = "a"\nurl = "http://127.0.0.1:1"\n', "site.base_url"),
+        (
+            '[site]\nbase_url = "ftp://x"\n[[pops]]\nname = "a"\nurl = "http://127.0.0.1:1"\n',
+            "site.base_url",
+        ),
         ('[site]\nbase_url = "http://x"\n[[pops]]\nname = "a"\nurl = "nope"\n', "pops.0.url"),
-        ('[site]\nbase_url = "http://x"\n[[pops]]\nname = "a"\nurl = "http://h"\n[limits]\nprefetch = "fast"\n', "limits.prefetch"),
+        (
+            '[site]\nbase_url = "http://x"\n[[pops]]\nname = "a"\nurl = "http://h"\n'
+            '[limits]\nprefetch = "fast"\n',
+            "limits.prefetch",
+        ),
         ('[site]\nbase_url = "http://x"\n', "pops"),
         ('[site\nbase_url = "http://x"\n', "not valid TOML"),
-        ('[site]\nbase_url = "http://x"\nbogus = 1\n[[pops]]\nname = "a"\nurl = "http://h"\n', "site.bogus"),
+        (
+            '[site]\nbase_url = "http://x"\nbogus = 1\n[[pops]]\nname = "a"\nurl = "http://h"\n',
+            "site.bogus",
+        ),
     ],
 )
 def test_invalid_config_exits_2_naming_the_key(tmp_path: Path, toml: str, key: str) -> None:
@@ -144,8 +161,10 @@ def test_invalid_config_exits_2_naming_the_key(tmp_path: Path, toml: str, key: s
 
 
 def test_secrets_never_appear_in_config_errors(tmp_path: Path) -> None:
-    toml = ('[site]\nbase_url = "http://x"\n[[pops]]\nname = "a"\nurl = "http://h"\n'
-            '[webhook]\nsecrets = "whsec_SUPERSECRET"\n')
+    toml = (
+        '[site]\nbase_url = "http://x"\n[[pops]]\nname = "a"\nurl = "http://h"\n'
+        '[webhook]\nsecrets = "whsec_SUPERSECRET"\n'
+    )
     (tmp_path / "warming.toml").write_text(toml)
     res = run_cli(tmp_path / "warming.toml", "warm", "/x")
     assert res.returncode == 2 and "webhook.secrets" in res.stderr

@@ -303,7 +303,11 @@ VECTOR_SIG = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
 
 def vector_req(signature: str = VECTOR_SIG, body: bytes = VECTOR_BODY) -> Inbound:
     return req(
-        {"webhook-id": VECTOR_ID, "webhook-timestamp": str(VECTOR_TS), "webhook-signature": signature},
+        {
+            "webhook-id": VECTOR_ID,
+            "webhook-timestamp": str(VECTOR_TS),
+            "webhook-signature": signature,
+        },
         body,
     )
 
@@ -312,9 +316,9 @@ def test_sign_reproduces_the_official_vector() -> None:
     assert standard.sign(VECTOR_SECRET, VECTOR_ID, VECTOR_TS, VECTOR_BODY) == VECTOR_SIG
     assert standard.sign(VECTOR_SECRET, VECTOR_ID, VECTOR_TS, VECTOR_BODY.decode()) == VECTOR_SIG
     # The reference libraries accept the secret without its prefix too.
-    assert standard.sign(VECTOR_SECRET.removeprefix("whsec_"), VECTOR_ID, VECTOR_TS, VECTOR_BODY) == (
-        VECTOR_SIG
-    )
+    assert standard.sign(
+        VECTOR_SECRET.removeprefix("whsec_"), VECTOR_ID, VECTOR_TS, VECTOR_BODY
+    ) == (VECTOR_SIG)
 
 
 def test_official_vector_verifies_and_any_listed_signature_may_match() -> None:
@@ -410,8 +414,7 @@ def test_generic_malformed_bodies(body: bytes, status: int, message: str) -> Non
 # Computed with Node's crypto by a transcription of node-apps-toolkit's signRequest,
 # including its encodeURI path normalization (query and non-ASCII characters).
 CF_BODY = (
-    '{"sys":{"id":"5KsDBWseXY6QegucYAoacS","type":"Entry"},'
-    '"fields":{"slug":{"en-US":"héllo"}}}'
+    '{"sys":{"id":"5KsDBWseXY6QegucYAoacS","type":"Entry"},"fields":{"slug":{"en-US":"héllo"}}}'
 ).encode()
 CF_VECTOR = {
     "x-contentful-topic": "ContentManagement.Entry.publish",
@@ -707,7 +710,11 @@ def test_wordpress_post_update_payload() -> None:
 def test_wordpress_bare_post_object() -> None:
     bare = {"ID": 12, "post_type": "page", "post_name": "about", "permalink": "https://x.test/a/"}
     change = adapter_for("wordpress").parse(req({}, json.dumps(bare).encode()))
-    assert (change.content_type, change.fields["slug"], change.fields["id"]) == ("page", "about", "12")
+    assert (change.content_type, change.fields["slug"], change.fields["id"]) == (
+        "page",
+        "about",
+        "12",
+    )
     assert change.urls == ("https://x.test/a/",)
 
 
@@ -756,8 +763,14 @@ def test_storyblok_published_payload() -> None:
 
 def test_storyblok_unpublished_and_odd_slugs() -> None:
     sb = adapter_for("storyblok")
-    gone = sb.parse(req({}, b'{"text": "t", "action": "unpublished", "space_id": 1, "story_id": 2}'))
-    assert (gone.paths, gone.event, gone.fields) == ((), "unpublished", {"story_id": "2", "space_id": "1"})
+    gone = sb.parse(
+        req({}, b'{"text": "t", "action": "unpublished", "space_id": 1, "story_id": 2}')
+    )
+    assert (gone.paths, gone.event, gone.fields) == (
+        (),
+        "unpublished",
+        {"story_id": "2", "space_id": "1"},
+    )
     folder = sb.parse(req({}, b'{"action": "published", "story_id": 2, "full_slug": "blog/"}'))
     assert (folder.paths, folder.fields["slug"]) == (("/blog/",), "blog")
     odd = sb.parse(req({}, b'{"action": "published", "full_slug": "a b/x?token=1#f"}'))
@@ -895,7 +908,9 @@ def test_prismic_malformed_payloads(body: object, message: str) -> None:
         (b"null", 422, "expected a JSON object"),
     ],
 )
-def test_every_adapter_wants_a_json_object(name: str, body: bytes, status: int, message: str) -> None:
+def test_every_adapter_wants_a_json_object(
+    name: str, body: bytes, status: int, message: str
+) -> None:
     assert bad_payload(adapter_for(name), body, status) == message
 
 

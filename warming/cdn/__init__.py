@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from warming.cdn.base import Purger, PurgeCall
+from warming.cdn.base import PurgeCall, Purger
 from warming.errors import ConfigError
 from warming.settings import Settings
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from warming.cdn.base import Purger, PurgeCall
+from warming.cdn.base import PurgeCall, Purger
 from warming.settings import PopSettings
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from warming.cdn.base import Purger, PurgeCall
+from warming.cdn.base import PurgeCall, Purger
 from warming.errors import PurgeError, RetryLater
 from warming.fetch import PopClient
 from warming.settings import CdnSettings, FetchSettings, PopSettings
