@@ -13,11 +13,12 @@ from functools import cached_property
 import redis
 
 from warming import defaults
+from warming.adaptive import Governor
 from warming.cdn import Purger, purger_for
 from warming.errors import ConfigError
 from warming.fetch import PopClient
-from warming.ratelimit import ClusterLimiter
-from warming.settings import Settings, load_settings
+from warming.ratelimit import ClusterLimiter, ConcurrencyLimit
+from warming.settings import Rate, Settings, load_settings
 from warming.store import BatchStore
 
 
@@ -69,6 +70,30 @@ class Runtime:
     def prefetch_limiter(self) -> ClusterLimiter:
         """Every request to a PoP, verification included, takes a token here."""
         return ClusterLimiter(self.redis, "prefetch", self.settings.limits.prefetch_rate)
+
+    @cached_property
+    def governor(self) -> Governor | None:
+        if not self.settings.limits.adaptive:
+            return None
+        target = self.settings.limits.origin_latency_target_ms
+        return Governor(self.redis, self.prefetch_limiter, target)
+
+    @cached_property
+    def pop_limiters(self) -> dict[str, ClusterLimiter]:
+        """`[[pops]] rate`: a PoP's own limit, on top of the cluster's."""
+        return {
+            p.name: ClusterLimiter(self.redis, f"pop:{p.name}", Rate.parse(p.rate))
+            for p in self.settings.pops
+            if p.rate
+        }
+
+    @cached_property
+    def origin_limit(self) -> ConcurrencyLimit | None:
+        """At most `limits.origin_concurrency` requests that can reach the origin in flight."""
+        n = self.settings.limits.origin_concurrency
+        # A lease outlives any request (read timeout) so it never expires under one.
+        ttl = self.settings.fetch.connect_timeout_s + self.settings.fetch.read_timeout_s + 5
+        return ConcurrencyLimit(self.redis, "origin", n, ttl_s=ttl) if n else None
 
     @cached_property
     def purge_limiter(self) -> ClusterLimiter:

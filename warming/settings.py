@@ -136,6 +136,9 @@ class LimitsSettings(_Strict):
     prefetch: str = defaults.PREFETCH_RATE
     purge: str = defaults.PURGE_RATE
     origin_concurrency: int | None = Field(default=None, ge=1)
+    # Slow the whole cluster down on 429s, 5xx and slow origin misses (warming.adaptive).
+    adaptive: bool = True
+    origin_latency_target_ms: float | None = Field(default=None, gt=0)
     # Celery's own per-worker `rate_limit` on prefetch. Off by default: once a 429
     # retry puts an ETA task in a worker, Celery's rate-limited path runs one task
     # per event-loop tick (~1/s, celery #3166); measured 49.5 s instead of 7.9 s for

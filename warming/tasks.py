@@ -30,6 +30,7 @@ from warming.fetch import Fetched
 from warming.plan import Pair, Plan
 from warming.retry import retry_delay
 from warming.runtime import Runtime, current
+from warming.sender import Throttled, send
 from warming.tagindex import record_tags
 from warming.verification import check, failed_record, warm_record
 
@@ -143,15 +144,14 @@ def prefetch(
         if store.is_final(batch_id):
             return "skipped"
         plan = store.plan(batch_id)
-        grant = rt.prefetch_limiter.acquire(defaults.MAX_LIMITER_WAIT_S)
-        if not grant.ok and waits < MAX_LIMITER_REQUEUES:
-            retry_in, kwargs["waits"] = _cap(grant.wait_s), waits + 1
-        elif not grant.ok:
-            rec = failed_record(pair, "gave up waiting for the prefetch rate limit", attempt)
+        got = send(rt, plan, pair, defaults.MAX_LIMITER_WAIT_S, warming=True)
+        rec = warm_record(pair, got, attempt + 1)
+        record_tags(rt.redis, url, got.keys)
+    except Throttled as e:
+        if waits < MAX_LIMITER_REQUEUES:
+            retry_in, kwargs["waits"] = _cap(e.wait_s), waits + 1
         else:
-            got = rt.client.get(plan.pop(pop), url, plan.variant(variant))
-            rec = warm_record(pair, got, attempt + 1)
-            record_tags(rt.redis, url, got.keys)
+            rec = failed_record(pair, "gave up waiting for the rate limits", attempt)
     except RetryLater as e:
         if attempt + 1 < rt.settings.fetch.max_attempts:
             retry_in, kwargs["attempt"] = _delay(rt, e.delay, attempt), attempt + 1
@@ -193,11 +193,11 @@ def verify(self: Task, batch_id: str, phase: int, n: int, start: int = 0) -> str
     pairs = plan.slice(phase, n)[start:]
     deadline = time.monotonic() + defaults.VERIFY_BUDGET_S
 
-    def send(pair: Pair) -> Fetched:
-        grant = rt.prefetch_limiter.acquire(max(0.0, deadline - time.monotonic()))
-        if not grant.ok:
-            raise _OutOfBudget
-        return rt.client.get(plan.pop(pair.pop), pair.url, plan.variant(pair.variant))
+    def _send(pair: Pair) -> Fetched:
+        try:
+            return send(rt, plan, pair, max(0.0, deadline - time.monotonic()), warming=False)
+        except Throttled:
+            raise _OutOfBudget from None
 
     for i, (pair, warmed) in enumerate(
         zip(pairs, store.warm_records(batch_id, pairs), strict=True)
@@ -205,7 +205,7 @@ def verify(self: Task, batch_id: str, phase: int, n: int, start: int = 0) -> str
         if time.monotonic() > deadline:
             return _continue_verify(batch_id, phase, n, start + i, 0)
         try:
-            rec = check(pair, warmed, send)
+            rec = check(pair, warmed, _send)
         except _OutOfBudget:
             return _continue_verify(batch_id, phase, n, start + i, 1.0)
         except SoftTimeLimitExceeded:

@@ -49,7 +49,7 @@ def refused(
     assert err.status == status
     text = str(err)
     for secret in [*secrets, SECRET, OTHER, WHSEC, WHSEC_OTHER]:
-        assert secret not in text
+        assert not secret or secret not in text
     for value in inbound.headers.values():
         if len(value) >= 16:  # signatures and tokens; short values like "POST" may recur
             assert value not in text
@@ -246,7 +246,9 @@ def test_no_secrets_configured_fails_closed(scheme: Scheme) -> None:
     assert refused(adapter_for(scheme.name), signed(scheme), [""]) == text
 
 
-@pytest.mark.parametrize("scheme", [s for s in SCHEMES if s.name != "prismic"], ids=str)
+@pytest.mark.parametrize(
+    "scheme", [s for s in SCHEMES if s.name != "prismic"], ids=lambda s: s.name
+)
 def test_missing_header_is_refused_naming_it(scheme: Scheme) -> None:
     good = signed(scheme)
     headers = {k: v for k, v in good.headers.items() if k != scheme.header}
@@ -538,6 +540,8 @@ def test_sanity_reproduces_the_toolkit_vectors() -> None:
     sig = "t=1633519811129,v1=tLa470fx7qkLLEcMOcEUFuBbRSkGujyskxrNXcoh0N0"
     body = b'{"_id":"resume"}'
     sanity.verify(req({"sanity-webhook-signature": sig}, body), ["test"], 300, 1633519811.129)
+    padded = sig + "="  # base64url padding is optional; the toolkit sends none
+    sanity.verify(req({"sanity-webhook-signature": padded}, body), ["test"], 300, 1633519811.129)
     spaced = sig.replace(",", ", ")
     sanity.verify(req({"sanity-webhook-signature": spaced}, body), ["test"], 300, 1633519811.129)
     wrong_t = sig.replace("129,", "128,")
