@@ -36,8 +36,9 @@ COALESCE = PREFIX + "coalesce:{key}"
 # reliable way to keep purges and verifications from waiting behind 100k prefetches.
 Q_PURGE = "warming.purge"
 Q_PREFETCH = "warming.prefetch"
+Q_PREFETCH_BULK = "warming.prefetch.bulk"
 Q_VERIFY = "warming.verify"
 Q_CONTROL = "warming.control"
-QUEUES = (Q_PURGE, Q_VERIFY, Q_CONTROL, Q_PREFETCH)
+QUEUES = (Q_PURGE, Q_VERIFY, Q_CONTROL, Q_PREFETCH, Q_PREFETCH_BULK)
 # Set: the surrogate keys a URL carried when last fetched, to drop it from keys it lost.
 URL_TAGS = PREFIX + "urltags:{url}"

@@ -44,6 +44,9 @@ class Plan:
     slice_size: int = defaults.SLICE_SIZE
     created_at: float = field(default_factory=time.time)
     deadline: float = 0.0
+    # "high" (webhooks, interactive CLI) or "bulk" (sitemaps, files, schedules): bulk
+    # prefetches use their own queue so a 100k-URL crawl never delays a publish.
+    priority: str = "high"
 
     @classmethod
     def build(
@@ -53,6 +56,7 @@ class Plan:
         urls: list[str],
         tags: list[str] | None = None,
         purge: bool = True,
+        priority: str = "high",
     ) -> Plan:
         plan = cls(
             batch_id=batch_id,
@@ -62,6 +66,7 @@ class Plan:
             tags=tuple(tags or ()),
             purge=purge,
             slice_size=settings.batch.slice_size,
+            priority=priority,
         )
         budget = settings.batch.deadline_s or plan.default_budget(
             settings.limits.prefetch_rate.per_second, settings.limits.purge_rate.per_second
@@ -137,6 +142,7 @@ class Plan:
             "slice_size": self.slice_size,
             "created_at": self.created_at,
             "deadline": self.deadline,
+            "priority": self.priority,
         }
         return json.dumps(d, separators=(",", ":"))
 
@@ -153,4 +159,5 @@ class Plan:
             slice_size=d["slice_size"],
             created_at=d["created_at"],
             deadline=d["deadline"],
+            priority=d.get("priority", "high"),
         )

@@ -32,6 +32,9 @@ class WarmRequest:
     tags: Sequence[str] = ()
     purge: bool = True
     trigger: dict[str, Any] = field(default_factory=lambda: {"source": "cli"})
+    priority: str = "high"
+    # URLs of this request that another batch covers (coalescing): url -> batch id.
+    carried: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -59,16 +62,26 @@ def new_batch_id() -> str:
     return uuid.uuid4().hex
 
 
-def publish(rt: Runtime, req: WarmRequest, batch_id: str | None = None) -> Plan:
-    """Store the batch and publish its first task; BrokerUnavailable leaves nothing behind."""
+def publish(
+    rt: Runtime, req: WarmRequest, batch_id: str | None = None, selection: Selection | None = None
+) -> Plan:
+    """Store the batch and publish its first task; BrokerUnavailable leaves nothing behind.
+
+    `selection` skips filtering when the caller already did it (the webhook shim).
+    """
     try:
-        sel = select(rt, req)
-        plan = Plan.build(batch_id or new_batch_id(), rt.settings, sel.urls, sel.tags, req.purge)
-        rt.store.create(plan, req.trigger, [d.as_dict() for d in sel.dropped])
+        sel = selection or select(rt, req)
+        plan = Plan.build(
+            batch_id or new_batch_id(), rt.settings, sel.urls, sel.tags, req.purge, req.priority
+        )
+        rt.store.create(plan, req.trigger, [d.as_dict() for d in sel.dropped], req.carried)
     except redis.RedisError as e:
         raise BrokerUnavailable(f"Redis is unreachable: {type(e).__name__}") from None
     if not plan.urls and not plan.tags:
-        rt.store.finish(plan.batch_id, "done", note="nothing to warm: no URL passed the filter")
+        note = "nothing to warm: no URL passed the filter"
+        if req.carried:
+            note = "every URL is covered by another batch (coalesced)"
+        rt.store.finish(plan.batch_id, "done", note=note)
         return plan
     from warming.tasks import purge  # the tasks module pulls in the Celery app
 

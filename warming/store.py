@@ -41,20 +41,26 @@ class BatchStore:
 
     # -- creation -------------------------------------------------------------
 
-    def create(self, plan: Plan, trigger: dict[str, Any], dropped: list[dict[str, str]]) -> None:
+    def create(
+        self,
+        plan: Plan,
+        trigger: dict[str, Any],
+        dropped: list[dict[str, str]],
+        carried: dict[str, str] | None = None,
+    ) -> None:
         bid = plan.batch_id
         keep = self._keep_s(plan)
+        fields: dict[Any, Any] = {
+            "state": "queued",
+            "plan": plan.to_json(),
+            "trigger": json.dumps(trigger),
+            "dropped": json.dumps(dropped),
+            "started_at": repr(plan.created_at),
+        }
+        if carried:
+            fields["carried_by"] = json.dumps(carried)
         with self.r.pipeline() as p:
-            p.hset(
-                K.BATCH.format(id=bid),
-                mapping={
-                    "state": "queued",
-                    "plan": plan.to_json(),
-                    "trigger": json.dumps(trigger),
-                    "dropped": json.dumps(dropped),
-                    "started_at": repr(plan.created_at),
-                },
-            )
+            p.hset(K.BATCH.format(id=bid), mapping=fields)
             p.expire(K.BATCH.format(id=bid), keep)
             p.zadd(K.ACTIVE, {bid: plan.deadline})
             p.zadd(K.RECENT, {bid: plan.created_at})
@@ -167,7 +173,7 @@ class BatchStore:
                 chunk = missing[i : i + 1000]
                 self.r.hset(key, mapping={p.key: json.dumps(results[p.key]) for p in chunk})
         counts = Counter(r["outcome"] for r in results.values())
-        fields: dict[str, str] = {
+        fields: dict[Any, Any] = {
             "state": state,
             "finished_at": repr(time.time()),
             "counts": json.dumps(dict(counts)),
@@ -178,7 +184,7 @@ class BatchStore:
             fields["note"] = note
         bkey = K.BATCH.format(id=batch_id)
         with self.r.pipeline() as p:
-            p.hset(bkey, mapping=fields)  # type: ignore[arg-type]
+            p.hset(bkey, mapping=fields)
             p.zrem(K.ACTIVE, batch_id)
             for k in self._keys(batch_id, plan):
                 p.expire(k, self.ttl_s)
@@ -233,6 +239,9 @@ class BatchStore:
             "variants": [v.name for v in plan.variants],
             "purge": plan.purge,
         }
+        if b.get("carried_by"):
+            # Coalesced: these URLs of the request were purged and warmed by other batches.
+            report["carried_by"] = json.loads(b["carried_by"])
         if b.get("error"):
             report["error"] = b["error"]
         if b.get("note"):

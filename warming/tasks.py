@@ -23,6 +23,7 @@ from typing import Any
 from celery import Task, chord
 from celery.exceptions import Retry, SoftTimeLimitExceeded
 
+from warming import constants as K
 from warming import defaults
 from warming.celery_app import app
 from warming.errors import FetchError, PurgeError, RetryLater
@@ -123,7 +124,11 @@ def launch_slice(self: Task, batch_id: str, phase: int, n: int) -> str:
 
 
 def _launch(plan: Plan, phase: int, n: int) -> None:
-    header = [prefetch.s(plan.batch_id, p.url, p.pop, p.variant) for p in plan.slice(phase, n)]
+    queue = K.Q_PREFETCH_BULK if plan.priority == "bulk" else K.Q_PREFETCH
+    header = [
+        prefetch.s(plan.batch_id, p.url, p.pop, p.variant).set(queue=queue)
+        for p in plan.slice(phase, n)
+    ]
     chord(header, verify.si(plan.batch_id, phase, n)).apply_async()
 
 
@@ -242,3 +247,21 @@ def _delay(rt: Runtime, retry_after: float | None, attempt: int) -> float:
     return retry_delay(
         retry_after, attempt, f.backoff_base_s, min(f.retry_after_cap_s, defaults.RETRY_AFTER_CAP_S)
     )
+
+
+@app.task(name="warming.flush_trailing", ignore_result=True, **_COMMON)
+def flush_trailing(self: Task, trailing_id: str, leader: str) -> str:
+    """Publish the trailing batch of a coalescing window (changes seen mid-run)."""
+    from warming.coalesce import Coalescer
+    from warming.publish import WarmRequest, publish
+
+    rt = current()
+    coalescer = Coalescer(rt.redis, rt.settings.webhook.coalesce_window_s)
+    urls = coalescer.flush(trailing_id)
+    if not urls:
+        return "empty"
+    if rt.store.state(trailing_id) is None:
+        coalescer.lead(trailing_id, urls)
+        trigger = {"source": "webhook:coalesced", "trailing_for": leader}
+        publish(rt, WarmRequest(urls=urls, trigger=trigger), batch_id=trailing_id)
+    return "published"

@@ -20,8 +20,9 @@ from warming.ratelimit import FACTOR_IDLE_TTL_S, MIN_FACTOR, ClusterLimiter, Con
 from warming.settings import Rate
 
 REDIS_URL = "redis://127.0.0.1:6379/15"
-# Every limit name made here starts with this, so cleanup touches nothing else in db 15.
-NAME_PREFIX = "test-ratelimit-"
+# Every limit name made by this run starts with this, so cleanup touches nothing else in
+# db 15, not even the keys of another run of this file going on at the same time.
+NAME_PREFIX = f"test-ratelimit-{uuid.uuid4().hex[:8]}-"
 # Redis spaces the slots exactly, but a thread sees its slot a little late (reply latency,
 # GIL, wake-up; up to ~2 ms measured on a busy 2-CPU box), which can bunch sends in the
 # measurement: windows are checked against the limit stretched by this much.
@@ -254,7 +255,7 @@ def test_concurrency_never_exceeds_limit(r: redis.Redis) -> None:
 
 def test_expired_lease_is_reclaimed(r: redis.Redis) -> None:
     name = _name()
-    crashed = ConcurrencyLimit(r, name, limit=2, ttl_s=0.1)
+    crashed = ConcurrencyLimit(r, name, limit=2, ttl_s=0.3)
     alive = ConcurrencyLimit(r, name, limit=2, ttl_s=5.0)
     lost = crashed.try_acquire()
     assert lost is not None
@@ -266,7 +267,7 @@ def test_expired_lease_is_reclaimed(r: redis.Redis) -> None:
         assert not ok
     assert 0.03 <= time.monotonic() - started < 0.5
 
-    time.sleep(0.12)
+    time.sleep(0.3)
     # The live lease keeps the key, so only pruning can free the lost one.
     token = alive.try_acquire()
     assert token is not None

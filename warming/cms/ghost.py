@@ -55,7 +55,7 @@ class GhostAdapter(Adapter):
             raise WebhookError(401, f"{SIGNATURE} header is not of the form sha256=<hex>, t=<ms>")
         sent_ms = parse_timestamp(stamp, f"{SIGNATURE} t")
         check_fresh(sent_ms / 1000, now, tolerance_s, f"{SIGNATURE} timestamp")
-        content = req.body
+        content = req.body + stamp.encode()
         matches = [
             same(hmac.new(s.encode(), content, hashlib.sha256).hexdigest(), offered.lower())
             for s in configured
