@@ -236,7 +236,7 @@ def test_ssrf_attempts_never_reach_the_network(
     ]
     hostile_paths = [f"//127.0.0.1:{p}/x", f"http://127.0.0.1:{p}/", "/../../etc/passwd"]
     world.origin.reset_counts()
-    body, headers = signed({"urls": hostile, "paths": hostile_paths + ["/safe"]})
+    body, headers = signed({"urls": hostile, "paths": [*hostile_paths, "/safe"]})
     try:
         resp = client.post("/webhooks/generic", content=body, headers=headers)
         assert resp.status_code == 202, resp.text
