@@ -115,6 +115,14 @@ def use(settings: Settings) -> Runtime:
         return _current
 
 
+def install(rt: Runtime) -> Runtime:
+    """Make an existing runtime this process's (an app factory given one, e.g. the shim)."""
+    global _current
+    with _lock:
+        _current = rt
+        return rt
+
+
 def current() -> Runtime:
     """The installed runtime; loads settings from file and environment on first use."""
     global _current
@@ -124,4 +132,4 @@ def current() -> Runtime:
         return _current
 
 
-__all__ = ["Runtime", "current", "defaults", "redis_client", "use"]
+__all__ = ["Runtime", "current", "defaults", "install", "redis_client", "use"]

@@ -29,7 +29,7 @@ from warming.coalesce import Coalescer
 from warming.errors import BrokerUnavailable, WebhookError
 from warming.publish import Selection, WarmRequest, new_batch_id, publish, select
 from warming.routes import expand, priority_of
-from warming.runtime import Runtime
+from warming.runtime import Runtime, install
 from warming.urls import Dropped
 
 log = logging.getLogger(__name__)
@@ -136,7 +136,8 @@ class Shim:
 
 
 def create_app(rt: Runtime) -> FastAPI:
-    """The ASGI app for `rt`'s settings."""
+    """The ASGI app for `rt`'s settings (installed as this process's runtime)."""
+    install(rt)
     app = FastAPI(
         title="warming webhook shim",
         version=__version__,
