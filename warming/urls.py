@@ -186,7 +186,9 @@ class URLFilter:
         for param in (p for piece in parts.params for p in re.split("[;&]", piece)):
             if _param_names(_key(param)) & self._deny_params:
                 key = unquote(_key(param))
-                raise RejectedURL(raw, f"query parameter {key!r} is denied by site.deny_params")
+                # The value is a credential: it must not reach a report, a log or a CMS.
+                shown = _redact(raw, self._deny_params)
+                raise RejectedURL(shown, f"query parameter {key!r} is denied by site.deny_params")
         url = parts.unparse(self.strip_params)
         if len(url) > MAX_URL_LENGTH:
             reason = f"URL is longer than {MAX_URL_LENGTH} characters once normalized"
@@ -374,3 +376,17 @@ def _param_names(key: str) -> set[str]:
 
 def _clip(text: str) -> str:
     return text if len(text) <= _CLIP else text[:_CLIP] + "…"
+
+
+_QUERY_PAIR = re.compile(r"([?&;])([^=&;#]*)=([^&;#]*)")
+
+
+def _redact(url: str, denied: frozenset[str]) -> str:
+    """`url` with the values of denied query parameters replaced by REDACTED."""
+
+    def sub(m: re.Match[str]) -> str:
+        if _param_names(m.group(2)) & denied:
+            return f"{m.group(1)}{m.group(2)}=REDACTED"
+        return m.group(0)
+
+    return _QUERY_PAIR.sub(sub, url)

@@ -590,3 +590,11 @@ def test_spelling_variants_of_one_url_dedup(url: str) -> None:
     accepted, dropped = F.split([canonical, variant, url])
     assert accepted == [canonical]
     assert dropped == []
+
+
+def test_denied_parameter_values_are_redacted_in_the_drop() -> None:
+    f = URLFilter(base_url="http://www.example.com", allow_hosts=("www.example.com",))
+    ok, dropped = f.split(["http://www.example.com/a?x=1&Token=s3cret&b=2"])
+    assert ok == []
+    assert "s3cret" not in dropped[0].url and "Token=REDACTED" in dropped[0].url
+    assert "x=1" in dropped[0].url  # only the credential is hidden
