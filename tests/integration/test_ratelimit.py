@@ -23,6 +23,10 @@ REDIS_URL = "redis://127.0.0.1:6379/15"
 # Every limit name made by this run starts with this, so cleanup touches nothing else in
 # db 15, not even the keys of another run of this file going on at the same time.
 NAME_PREFIX = f"test-ratelimit-{uuid.uuid4().hex[:8]}-"
+Slot = tuple[float, float]
+
+
+def _connect() -> redis.Redis:
 # Redis spaces the slots exactly, but a thread sees its slot a little late (reply latency,
 # GIL, wake-up; up to ~2 ms measured on a busy 2-CPU box), which can bunch sends in the
 # measurement: windows are checked against the limit stretched by this much.

@@ -1,0 +1,695 @@
+"""Webhook shim under load, and webhook-to-verified-HIT latency, on this machine.
+
+    python bench/bench_webhooks.py [--duration 20] [--connections 16,64] [--runs 60]
+
+Everything is real and on 127.0.0.1: Redis (database 8, flushed), an origin with
+20 ms latency and 3 Varnish PoPs (`start_world`), one `warming serve` process (the
+shim under uvicorn, as deployed) and one `celery -A warming worker` process.
+
+1. Throughput: wrk (another process) posts webhooks that are all new and validly
+   signed: unique webhook-id, timestamp taken right before the run, distinct paths
+   (or one path, the "same URL burst" case). They are generated just before each
+   run into a data file that a wrk Lua script reads; each wrk thread takes every
+   T-th request and never repeats one. The Lua `response()` hook counts 202s and
+   anything else, and the number of new batches in `warming:recent` is checked
+   against the 202s. Cases: with the worker running (it purges and warms what
+   arrives, as in production) and with the worker stopped (the shim alone).
+2. Latency: for each run a fresh path is cached at the 3 PoPs (old content), the
+   origin content is bumped, one signed webhook is posted, and `GET /batches/{id}`
+   is polled every 10 ms until the batch is final; counts.hit must be 3 and every
+   PoP must then serve the new version as a HIT.
+
+Optional variants (not run by default):
+  --uvicorn-workers N    run the shim as `uvicorn --factory --workers N` on this
+                         module's `shim_app` (a zero-argument factory, which
+                         `warming serve` has no way to use);
+  --pythonpath DIR       put DIR first on the shim's PYTHONPATH, e.g. a directory
+                         holding uvloop and httptools (`pip install --target DIR
+                         uvloop httptools`), which uvicorn picks up when present.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+REDIS_URL = "redis://127.0.0.1:6379/8"
+SECRET = "whsec_" + base64.b64encode(b"bench-webhooks-secret-0123456789").decode()
+SITE = "http://www.example.com"  # tests.support.SITE
+WRK = shutil.which("wrk") or "/usr/bin/wrk"
+# Requests generated per second of a wrk run: far above what one shim process can
+# take, so that no wrk thread ever runs out (it would say so: "exhausted").
+GEN_RPS_CAP = 5000
+LIMITS = {"prefetch": "200/s", "purge": "200/s"}
+FINAL = ("done", "failed")
+
+
+def shim_app() -> Any:
+    """A zero-argument app factory, for `uvicorn --factory --workers N` (variant)."""
+    from warming.runtime import use
+    from warming.settings import load_settings
+    from warming.shim import create_app
+
+    return create_app(use(load_settings()))
+
+
+# -- processes -------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _env(config: Path, pythonpath: str | None = None) -> dict[str, str]:
+    from tests.support import env_for
+
+    env = env_for(config)
+    paths = [p for p in (pythonpath, str(ROOT), env.get("PYTHONPATH")) if p]
+    env["PYTHONPATH"] = os.pathsep.join(paths)
+    return env
+
+
+class Shim:
+    """`warming serve` (or the uvicorn --workers variant) as a subprocess."""
+
+    def __init__(
+        self, config: Path, log: Path, workers: int = 1, pythonpath: str | None = None
+    ) -> None:
+        self.port = _free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        host_port = ["--host", "127.0.0.1", "--port", str(self.port)]
+        if workers > 1:
+            cmd = [
+                sys.executable, "-m", "uvicorn", "--factory", "--workers", str(workers),
+                "--app-dir", str(ROOT / "bench"), "bench_webhooks:shim_app",
+                "--log-level", "warning", "--no-access-log", *host_port,
+            ]  # fmt: skip
+        else:
+            cmd = [sys.executable, "-m", "warming", "serve", *host_port]
+        self.cmd = cmd
+        self.pythonpath = pythonpath
+        self.log = log
+        self._out = log.open("wb")
+        self.proc = subprocess.Popen(
+            cmd,
+            env=_env(config, pythonpath),
+            cwd=ROOT,
+            stdout=self._out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self._wait_ready()
+
+    def _wait_ready(self, timeout_s: float = 30.0) -> None:
+        import requests
+
+        end = time.monotonic() + timeout_s
+        while time.monotonic() < end:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"shim exited: {self.log.read_text(errors='replace')[-2000:]}")
+            try:
+                if requests.get(self.base + "/readyz", timeout=1).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError("shim not ready in 30 s")
+
+    def server_info(self) -> str:
+        """Which event loop and HTTP parser uvicorn picked in the shim's environment."""
+        code = (
+            "import importlib.util as u;"
+            "print('uvloop' if u.find_spec('uvloop') else 'asyncio',"
+            "'httptools' if u.find_spec('httptools') else 'h11')"
+        )
+        env = dict(os.environ)
+        env["PYTHONPATH"] = _env(Path("/nonexistent"), self.pythonpath)["PYTHONPATH"]
+        out = subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False
+        )
+        loop, http = out.stdout.split()
+        return f"loop={loop} http={http}"
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+        self._out.close()
+
+
+def start_worker(config: Path, log: Path) -> Any:
+    from tests.support import Worker
+
+    if log.exists():
+        log.unlink()
+    return Worker(config, log, concurrency=8)
+
+
+def reset_redis(r: Any, everything: bool = False) -> int:
+    """Delete the bench's keys; keep kombu's queue bindings unless `everything`.
+
+    A publisher declares its queues (the `_kombu.binding.*` sets) once per process;
+    deleting them under a running shim would make kombu drop its messages.
+    """
+    if everything:
+        n = int(r.dbsize())
+        r.flushdb()
+        return n
+    n = 0
+    batch: list[bytes] = []
+    for key in r.scan_iter(count=5000):
+        if key.startswith(b"_kombu.binding."):
+            continue
+        batch.append(key)
+        if len(batch) >= 5000:
+            n += int(r.unlink(*batch))
+            batch.clear()
+    if batch:
+        n += int(r.unlink(*batch))
+    return n
+
+
+# -- 1. throughput -------------------------------------------------------------
+
+LUA = r"""
+local datafile = "@DATAFILE@"
+local threads = {}
+
+function setup(thread)
+  thread:set("tid", #threads)
+  table.insert(threads, thread)
+end
+
+function init(args)
+  local nthreads = tonumber(args[1])
+  reqs, n, c202, other, exhausted = {}, 0, 0, 0, 0
+  codes = ""
+  seen = {}
+  local i = 0
+  for line in io.lines(datafile) do
+    if i % nthreads == tid then
+      local id, ts, sig, body = line:match("^([^\t]*)\t([^\t]*)\t([^\t]*)\t(.*)$")
+      reqs[#reqs + 1] = wrk.format("POST", "/webhooks/generic", {
+        ["webhook-id"] = id,
+        ["webhook-timestamp"] = ts,
+        ["webhook-signature"] = sig,
+        ["Content-Type"] = "application/json",
+      }, body)
+    end
+    i = i + 1
+  end
+end
+
+function request()
+  n = n + 1
+  if n > #reqs then
+    exhausted = exhausted + 1
+    return wrk.format("GET", "/healthz")
+  end
+  return reqs[n]
+end
+
+function response(status, headers, body)
+  if status == 202 then
+    c202 = c202 + 1
+  else
+    other = other + 1
+    seen[status] = (seen[status] or 0) + 1
+    local parts = {}
+    for k, v in pairs(seen) do parts[#parts + 1] = k .. ":" .. v end
+    codes = table.concat(parts, ",")
+  end
+end
+
+function done(summary, latency, requests)
+  local t202, tother, texh, sent = 0, 0, 0, 0
+  local codes_all = {}
+  for _, t in ipairs(threads) do
+    t202 = t202 + t:get("c202")
+    tother = tother + t:get("other")
+    texh = texh + t:get("exhausted")
+    sent = sent + t:get("n")
+    local c = t:get("codes")
+    if c ~= "" then codes_all[#codes_all + 1] = c end
+  end
+  local e = summary.errors
+  io.write(string.format(
+    "BENCHJSON {\"requests\":%d,\"duration_us\":%d,\"c202\":%d,\"other\":%d,"
+    .. "\"exhausted\":%d,\"sent\":%d,\"p50_us\":%d,\"p90_us\":%d,\"p99_us\":%d,"
+    .. "\"max_us\":%d,\"mean_us\":%.1f,\"connect\":%d,\"read\":%d,\"write\":%d,"
+    .. "\"timeout\":%d,\"codes\":\"%s\"}\n",
+    summary.requests, summary.duration, t202, tother, texh, sent,
+    latency:percentile(50), latency:percentile(90), latency:percentile(99),
+    latency.max, latency.mean, e.connect, e.read, e.write, e.timeout,
+    table.concat(codes_all, ";")))
+end
+"""
+
+
+@dataclass
+class WrkResult:
+    label: str
+    worker: bool
+    connections: int
+    threads: int
+    urls: str
+    generated: int = 0
+    res: dict[str, Any] = field(default_factory=dict)
+    new_batches: int = 0
+    cmd: str = ""
+
+    @property
+    def seconds(self) -> float:
+        return float(self.res["duration_us"]) / 1e6
+
+    @property
+    def rps_202(self) -> float:
+        return float(self.res["c202"]) / self.seconds
+
+    def row(self) -> list[str]:
+        r = self.res
+        non202 = r["other"] + r["connect"] + r["read"] + r["write"] + r["timeout"]
+        return [
+            self.label,
+            "running" if self.worker else "stopped",
+            self.urls,
+            f"-t{self.threads} -c{self.connections}",
+            f"{self.seconds:.1f}",
+            f"{r['c202']}",
+            f"{self.rps_202:,.0f}",
+            f"{r['p50_us'] / 1000:.1f}",
+            f"{r['p99_us'] / 1000:.1f}",
+            f"{r['max_us'] / 1000:.0f}",
+            f"{non202}" + (f" ({r['codes']})" if r["codes"] else ""),
+            f"{self.new_batches}",
+        ]
+
+
+HEADER = [
+    "case", "worker", "URLs", "wrk", "s", "202s", "202/s", "p50 ms", "p99 ms", "max ms",
+    "non-202", "new batches",
+]  # fmt: skip
+
+
+def generate(path: Path, n: int, same_url: bool, run_tag: str) -> None:
+    """`n` new webhooks, signed now: id, timestamp, signature, body, tab-separated."""
+    from warming.cms.standard import sign
+
+    ts = int(time.time())
+    with path.open("w") as f:
+        for i in range(n):
+            msg_id = f"msg_{run_tag}_{i}_{uuid.uuid4().hex[:8]}"
+            page = "/burst/one-page" if same_url else f"/wh/{run_tag}/{i}"
+            body = json.dumps({"paths": [page]}, separators=(",", ":"))
+            f.write(f"{msg_id}\t{ts}\t{sign(SECRET, msg_id, ts, body)}\t{body}\n")
+
+
+def run_wrk(
+    shim: Shim,
+    r: Any,
+    work: Path,
+    *,
+    label: str,
+    worker: bool,
+    connections: int,
+    threads: int,
+    duration: int,
+    same_url: bool,
+) -> WrkResult:
+    from warming import constants as K
+
+    tag = uuid.uuid4().hex[:8]
+    data = work / f"wrk-{tag}.tsv"
+    script = work / f"wrk-{tag}.lua"
+    n = GEN_RPS_CAP * (duration + 2)
+    out = WrkResult(label, worker, connections, threads, "same URL" if same_url else "distinct")
+    out.generated = n
+    generate(data, n, same_url, tag)
+    script.write_text(LUA.replace("@DATAFILE@", str(data)))
+    before = int(r.zcard(K.RECENT))
+    cmd = [
+        WRK, f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency", "--timeout", "5s",
+        "-s", str(script), shim.base, "--", str(threads),
+    ]  # fmt: skip
+    out.cmd = " ".join([*cmd[:-3], "URL", "--", str(threads)]).replace(WRK, "wrk")
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60, check=False)
+    m = re.search(r"^BENCHJSON (.*)$", proc.stdout, re.M)
+    if proc.returncode != 0 or not m:
+        raise RuntimeError(f"wrk failed ({proc.returncode}): {proc.stdout}\n{proc.stderr}")
+    out.res = json.loads(m.group(1))
+    time.sleep(0.5)  # requests answered after wrk's clock stopped still count as batches
+    out.new_batches = int(r.zcard(K.RECENT)) - before
+    data.unlink()
+    return out
+
+
+# -- 2. webhook to verified HIT --------------------------------------------------
+
+
+@dataclass
+class Run:
+    path: str
+    total_s: float
+    post_ms: float
+    hits: int
+    fresh: bool
+    server_s: float
+    states: dict[str, float]  # first time (s after the POST) each state was seen
+    pair_ms: dict[str, float]  # slowest pair's verify elapsed etc.
+
+
+def _signed(path: str) -> tuple[bytes, dict[str, str]]:
+    from warming.cms.standard import sign
+
+    body = json.dumps({"paths": [path]}).encode()
+    msg_id = f"msg_lat_{uuid.uuid4().hex}"
+    ts = int(time.time())
+    return body, {
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(ts),
+        "webhook-signature": sign(SECRET, msg_id, ts, body),
+        "content-type": "application/json",
+    }
+
+
+def _iso(s: str) -> float:
+    return datetime.fromisoformat(s).timestamp()
+
+
+def latency_runs(shim: Shim, world: Any, runs: int, poll_s: float) -> list[Run]:
+    import requests
+
+    from tests.support import probe
+
+    sess = requests.Session()
+    out: list[Run] = []
+    tag = uuid.uuid4().hex[:6]
+    for i in range(runs):
+        path = f"/lat/{tag}/{i}"
+        url = SITE + path
+        for pop in world.pops():  # the PoPs hold the old version
+            probe(pop["url"], url)
+        world.origin.bump(path)
+        version = world.origin.version(path)
+        body, headers = _signed(path)
+        t0 = time.perf_counter()
+        resp = sess.post(shim.base + "/webhooks/generic", data=body, headers=headers, timeout=10)
+        post_ms = (time.perf_counter() - t0) * 1000
+        if resp.status_code != 202:
+            raise RuntimeError(f"webhook answered {resp.status_code}: {resp.text}")
+        bid = resp.json()["batch_id"]
+        states: dict[str, float] = {}
+        deadline = t0 + 30
+        while True:
+            rep = sess.get(f"{shim.base}/batches/{bid}", timeout=10).json()
+            now = time.perf_counter()
+            states.setdefault(rep["state"], now - t0)
+            if rep["state"] in FINAL or now > deadline:
+                break
+            time.sleep(poll_s)
+        total = now - t0
+        fresh = True
+        for pop in world.pops():
+            got = probe(pop["url"], url)
+            fresh &= got.headers.get("X-Cache") == "HIT" and f"version {version}" in got.text
+        results = rep.get("results", [])
+        pair_ms = {
+            "max_verify_elapsed_ms": max((x.get("elapsed_ms") or 0 for x in results), default=0),
+        }
+        server = (
+            _iso(rep["finished_at"]) - _iso(rep["started_at"]) if rep.get("finished_at") else -1
+        )
+        out.append(Run(path, total, post_ms, rep["counts"]["hit"], fresh, server, states, pair_ms))
+    return out
+
+
+TASK_RE = re.compile(r"Task (warming\.\w+)\[[^\]]+\] succeeded in ([0-9.e-]+)s")
+
+
+def task_times(worker_log: str) -> dict[str, list[float]]:
+    """Run time of every succeeded task in a worker log, by task name (seconds)."""
+    out: dict[str, list[float]] = {}
+    for m in TASK_RE.finditer(worker_log):
+        out.setdefault(m.group(1), []).append(float(m.group(2)))
+    return out
+
+
+# -- report ------------------------------------------------------------------------
+
+
+def pct(xs: list[float], q: float) -> float:
+    xs = sorted(xs)
+    if not xs:
+        return float("nan")
+    k = (len(xs) - 1) * q
+    lo = int(k)
+    hi = min(lo + 1, len(xs) - 1)
+    return xs[lo] + (xs[hi] - xs[lo]) * (k - lo)
+
+
+def table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def machine() -> dict[str, str]:
+    import redis
+
+    def sh(*cmd: str) -> str:
+        try:
+            return subprocess.run(cmd, capture_output=True, text=True, check=False).stdout.strip()
+        except OSError:
+            return "?"
+
+    cpu = "?"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    mem = "?"
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemTotal"):
+            mem = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
+    from warming.sandbox.varnish import _find
+
+    varnishd = _find("varnishd") or "varnishd"
+    import celery
+    import fastapi
+    import uvicorn
+
+    return {
+        "nproc": sh("nproc"),
+        "RAM": mem,
+        "CPU": cpu,
+        "kernel": platform.release(),
+        "Python": platform.python_version(),
+        "Redis": str(redis.Redis.from_url(REDIS_URL).info("server")["redis_version"]),
+        "Varnish": sh(varnishd, "-V").splitlines()[0] if sh(varnishd, "-V") else "?",
+        "wrk": (sh(WRK, "-v").splitlines() or ["?"])[0],
+        "uvicorn / fastapi / celery": f"{uvicorn.__version__} / {fastapi.__version__} / "
+        f"{celery.__version__}",
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--duration", type=int, default=20, help="seconds per wrk run")
+    p.add_argument("--connections", default="16,64", help="wrk -c values (distinct URLs)")
+    p.add_argument("--threads", type=int, default=2, help="wrk -t")
+    p.add_argument("--runs", type=int, default=60, help="latency runs (part 2)")
+    p.add_argument("--poll-ms", type=float, default=10.0)
+    p.add_argument("--skip-throughput", action="store_true")
+    p.add_argument("--skip-latency", action="store_true")
+    p.add_argument("--no-worker-stopped", action="store_true", help="skip the shim-alone cases")
+    p.add_argument("--uvicorn-workers", type=int, default=1, help="variant: see the docstring")
+    p.add_argument("--pythonpath", default=None, help="variant: see the docstring")
+    p.add_argument("--json", default=None, help="also write the figures to this JSON file")
+    args = p.parse_args(argv)
+
+    sys.path.insert(0, str(ROOT))  # tests.support: write_config, Worker, probe
+    import redis
+
+    from tests.support import write_config
+    from warming.sandbox import start_world, varnish_available
+
+    t_start = time.monotonic()
+    if not varnish_available():
+        print("varnishd is not installed: the PoPs would be Python proxies", file=sys.stderr)
+    r = redis.Redis.from_url(REDIS_URL)
+    reset_redis(r, everything=True)
+    info = machine()
+    print("machine: " + "; ".join(f"{k} {v}" for k, v in info.items()), flush=True)
+    work = Path(tempfile.mkdtemp(prefix="bench-webhooks-"))
+    summary: dict[str, Any] = {"machine": info}
+    with start_world(n_edges=3, latency_s=0.02) as world:
+        config = write_config(
+            work / "warming.toml",
+            REDIS_URL,
+            world.pops(),
+            limits=LIMITS,
+            webhook={"secrets": [SECRET]},
+        )
+        print(f"world: {world.kind} PoPs {[x['name'] for x in world.pops()]}, origin +20 ms")
+        shim = Shim(config, work / "shim.log", args.uvicorn_workers, args.pythonpath)
+        server = shim.server_info()
+        print(f"shim: {' '.join(shim.cmd[2:])} (pid {shim.proc.pid}, {server})", flush=True)
+        summary["shim"] = {"cmd": shim.cmd[2:], "server": server}
+        worker = start_worker(config, work / "worker.log")
+        try:
+            if not args.skip_latency:
+                summary["latency"] = part2(shim, world, worker, args)
+            if not args.skip_throughput:
+                worker = part1(shim, r, work, worker, config, args, summary)
+        finally:
+            if worker is not None:
+                worker.stop()
+            shim.stop()
+    reset_redis(r, everything=True)
+    shutil.rmtree(work, ignore_errors=True)
+    print(f"\nwhole bench: {time.monotonic() - t_start:.0f} s")
+    if args.json:
+        Path(args.json).write_text(json.dumps(summary, indent=2, default=str))
+    return 0
+
+
+def part1(
+    shim: Shim, r: Any, work: Path, worker: Any, config: Path, args: argparse.Namespace,
+    summary: dict[str, Any],
+) -> Any:  # fmt: skip
+    conns = [int(c) for c in args.connections.split(",") if c]
+    cases: list[tuple[str, bool, int, bool]] = [(f"distinct c{c}", True, c, False) for c in conns]
+    cases.append((f"burst c{conns[0]}", True, conns[0], True))
+    if not args.no_worker_stopped:
+        cases += [(f"shim alone c{c}", False, c, False) for c in conns]
+    results: list[WrkResult] = []
+    print(
+        f"\n== 1. signed webhooks/s: wrk -t{args.threads} -d{args.duration}s, "
+        "every request a new signed webhook ==",
+        flush=True,
+    )
+    for label, with_worker, c, same in cases:
+        # Each case starts from an empty Redis (the previous case's backlog of purges
+        # would otherwise keep the worker busy) and the right worker state.
+        if worker is not None:
+            worker.stop()
+            worker = None
+        reset_redis(r)
+        if with_worker:
+            worker = start_worker(config, work / "worker.log")
+        res = run_wrk(
+            shim, r, work, label=label, worker=with_worker, connections=c,
+            threads=args.threads, duration=args.duration, same_url=same,
+        )  # fmt: skip
+        results.append(res)
+        if res.res["exhausted"]:
+            print(f"WARNING: wrk ran out of pre-generated requests ({res.res['exhausted']})")
+        print(table(HEADER, [res.row()]).splitlines()[-1], flush=True)
+    print()
+    print(table(HEADER, [x.row() for x in results]))
+    print(f"wrk command: {results[0].cmd}")
+    summary["throughput"] = [
+        {
+            "case": x.label,
+            "worker": x.worker,
+            "urls": x.urls,
+            "connections": x.connections,
+            "rps_202": x.rps_202,
+            "new_batches": x.new_batches,
+            **x.res,
+        }
+        for x in results
+    ]
+    best = max(results, key=lambda x: x.rps_202)
+    ok = [x for x in results if x.rps_202 >= 1000 and x.res["p99_us"] <= 25_000]
+    print(
+        f"target >= 1,000 webhooks/s with p99 <= 25 ms: "
+        f"{'PASS' if ok else 'FAIL'} (best {best.rps_202:,.0f}/s, p99 "
+        f"{best.res['p99_us'] / 1000:.1f} ms in '{best.label}')"
+    )
+    if worker is not None:
+        worker.stop()
+    reset_redis(r)
+    return None
+
+
+def part2(shim: Shim, world: Any, worker: Any, args: argparse.Namespace) -> dict[str, Any]:
+    print(
+        f"\n== 2. webhook -> every PoP verified HIT: 1 URL x {len(world.pops())} PoPs, "
+        f"{args.runs} runs, poll every {args.poll_ms:g} ms ==",
+        flush=True,
+    )
+    latency_runs(shim, world, 3, args.poll_ms / 1000)  # warm-up: connections, imports
+    log_mark = len(worker.log())
+    runs = latency_runs(shim, world, args.runs, args.poll_ms / 1000)
+    totals = [x.total_s * 1000 for x in runs]
+    bad = [x for x in runs if x.hits != len(world.pops()) or not x.fresh]
+    rows = [
+        ["webhook -> done seen (client)", *_stats(totals)],
+        ["POST /webhooks answer", *_stats([x.post_ms for x in runs])],
+        ["started_at -> finished_at (report)", *_stats([x.server_s * 1000 for x in runs])],
+    ]
+    order = ["queued", "purging", "warming", "verifying", "done"]
+    for s in order[1:]:
+        xs = [x.states[s] * 1000 for x in runs if s in x.states]
+        if xs:
+            rows.append([f"first seen '{s}' (n={len(xs)})", *_stats(xs)])
+    times = task_times(worker.log()[log_mark:])
+    for name in ("warming.purge", "warming.prefetch", "warming.verify"):
+        xs = [t * 1000 for t in times.get(name, [])]
+        if xs:
+            rows.append([f"{name} task run time (n={len(xs)})", *_stats(xs)])
+    print(table(["measure (ms)", "p50", "p95", "max", "mean"], rows))
+    p95 = pct(totals, 0.95)
+    print(
+        f"counts.hit == 3 and new version served as HIT at every PoP: "
+        f"{len(runs) - len(bad)}/{len(runs)}"
+    )
+    verdict = "PASS" if p95 <= 1000 and not bad else "FAIL"
+    print(f"target p95 <= 1 s: {verdict} (p50 {pct(totals, 0.5):.0f} ms, p95 {p95:.0f} ms)")
+    return {
+        "runs": len(runs),
+        "ok": len(runs) - len(bad),
+        "rows": rows,
+        "p50_ms": pct(totals, 0.5),
+        "p95_ms": p95,
+        "verdict": verdict,
+    }
+
+
+def _stats(xs: list[float]) -> list[str]:
+    return [
+        f"{pct(xs, 0.5):.0f}",
+        f"{pct(xs, 0.95):.0f}",
+        f"{max(xs):.0f}",
+        f"{statistics.fmean(xs):.0f}",
+    ]
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
