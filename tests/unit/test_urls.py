@@ -247,7 +247,7 @@ def test_check_refuses_with_reason(raw: str, reason: str) -> None:
     with pytest.raises(RejectedURL) as info:
         F.check(raw)
     assert reason in info.value.reason
-    if "deny_params" in info.value.reason:
+    if "deny_params" in info.value.reason and "=" in raw:
         # The credential's value never travels on in the drop; the rest of the URL does.
         assert info.value.url != raw and "REDACTED" in info.value.url
         assert info.value.url.split("?")[0] == raw.split("?")[0]
