@@ -168,3 +168,22 @@ def test_dropped_urls_are_listed_and_never_fetched(
     assert any("deny_paths" in r for r in reasons.values())
     assert any("token" in r for r in reasons.values())
     assert set(world.origin.counts) == {"/ok"}
+
+
+def test_each_variant_is_warmed_and_verified_separately(
+    tmp_path: Path, redis_url: str, world: World, worker: Worker
+) -> None:
+    # Workers take variants from the batch's plan, so the publisher's config decides.
+    variants = [
+        {"name": "gzip", "headers": {"Accept-Encoding": "gzip"}},
+        {"name": "identity", "headers": {"Accept-Encoding": "identity"}},
+    ]
+    config = write_config(tmp_path / "warming.toml", redis_url, world.pops(),
+                          site={"variants": variants})
+    world.origin.bump()
+    rc, report = warm_json(config, "/v/1", "/v/2")
+    assert rc == 0, report
+    assert report["variants"] == ["gzip", "identity"]
+    assert report["counts"]["total"] == 2 * 3 * 2 == report["counts"]["hit"]
+    seen = {(r["url"], r["pop"], r["variant"]) for r in report["results"]}
+    assert len(seen) == 12
