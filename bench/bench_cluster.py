@@ -525,7 +525,7 @@ def run_publish(
     r.flushdb()
     log(f"publish: {pairs:,} pairs; one worker consuming warming.purge and warming.control only")
     workers = start_workers(
-        config, tmp, "pub", 1, "threads", THREADS, queues=f"{K.Q_PURGE},{K.Q_CONTROL}"
+        config, tmp, "pub", 1, "threads", args.publish_threads, queues=f"{K.Q_PURGE},{K.Q_CONTROL}"
     )
     w = workers[0]
     urls_file = write_urls(tmp / "urls-publish.txt", "/bench/publish/", args.publish_urls)
@@ -771,7 +771,10 @@ def main() -> int:
     p.add_argument(
         "--publish-urls", type=int, default=25_000, help="URLs in the big publish (0: skip)"
     )
-    p.add_argument("--publish-timeout", type=float, default=180.0)
+    p.add_argument("--publish-timeout", type=float, default=300.0)
+    p.add_argument(
+        "--publish-threads", type=int, default=THREADS, help="-c of the publishing worker"
+    )
     p.add_argument("--purge", action="store_true", help="publish with a purge (default --no-purge)")
     p.add_argument("--redis", default="redis://127.0.0.1:6379/9")
     p.add_argument("--json", type=Path, help="also write every measurement here")

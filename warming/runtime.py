@@ -100,7 +100,10 @@ class Runtime:
         # One limit per provider account: two clusters purging the same CDN account
         # through one Redis share it.
         name = f"purge:{self.settings.cdn.provider}:{self.settings.cdn.service_id or ''}"
-        return ClusterLimiter(self.redis, name, self.settings.limits.purge_rate)
+        rate = self.settings.limits.purge_rate
+        # Purge APIs meter per second or minute and accept short bursts: one second's
+        # worth may go at once, so purging one URL at every PoP adds no queueing delay.
+        return ClusterLimiter(self.redis, name, rate, burst=max(1, int(rate.per_second)))
 
 
 _lock = threading.Lock()

@@ -164,7 +164,7 @@ def test_invalid_toml_names_the_file(config: Path) -> None:
         ('base_url = "https://www.example.com"', 'base_url = "/relative"', "site.base_url"),
         ('provider = "fastly"', 'provider = "nginx"', "cdn.provider"),
         ('tier = "shield"', 'tier = "middle"', "pops.0.tier"),
-        ("[cdn]", "bogus = 1\n[cdn]", "cdn.bogus"),
+        ("[cdn]", "[cdn]\nbogus = 1", "cdn.bogus"),
     ],
 )
 def test_error_names_the_bad_key(config: Path, old: str, new: str, key: str) -> None:
