@@ -8,6 +8,7 @@ name the certificate must match), exactly as a visitor's request reaches that Po
 from __future__ import annotations
 
 import hashlib
+import re
 import threading
 import time
 from collections.abc import Mapping
@@ -83,7 +84,6 @@ class PopClient:
         if s is None:
             s = requests.Session()
             s.trust_env = False  # a proxy from the environment must not sit between us and a PoP
-            s.max_redirects = 0
             s.mount("https://", _SNIAdapter(host, pool_maxsize=4))
             s.mount("http://", HTTPAdapter(pool_maxsize=4))
             sessions[host] = s
@@ -110,8 +110,11 @@ class PopClient:
                 stream=True,
                 allow_redirects=False,
                 timeout=(self._settings.connect_timeout_s, self._settings.read_timeout_s),
-                verify=self._settings.verify_tls,
+                verify=self._settings.ca_bundle or self._settings.verify_tls,
             )
+        except requests.exceptions.SSLError as e:
+            # A certificate that does not match or does not chain will not fix itself.
+            raise FetchError(_describe(e), url=url, pop=pop.name) from None
         except requests.RequestException as e:
             raise RetryLater(_describe(e), url=url, pop=pop.name) from None
 
@@ -182,17 +185,27 @@ def _int(value: str | None) -> int | None:
         return None
 
 
+_CAUSES = re.compile(
+    r"(hostname '[^']*' doesn't match '[^']*'|certificate verify failed[^)'\"]*"
+    r"|Connection refused|Connection reset|timed out|Name or service not known)"
+)
+
+
 def _describe(e: BaseException) -> str:
     """A short reason for a network error, without the noisy urllib3 repr chain."""
-    text = str(e)
-    for marker in (
-        "Connection refused",
-        "timed out",
-        "Name or service not known",
-        "certificate verify failed",
-        "Connection reset",
-        "Max retries exceeded",
-    ):
-        if marker in text:
-            return f"{type(e).__name__}: {marker}"
-    return f"{type(e).__name__}: {text[:200]}"
+    m = _CAUSES.search(" ".join(str(x) for x in _chain(e)))
+    if m:
+        return f"{type(e).__name__}: {m.group(1).strip()}"
+    return f"{type(e).__name__}: {str(e)[:200]}"
+
+
+def _chain(e: BaseException) -> list[BaseException]:
+    """`e` and what caused it: requests wraps urllib3, which wraps ssl and socket errors."""
+    seen: list[BaseException] = []
+    todo: list[object] = [e]
+    while todo and len(seen) < 10:
+        x = todo.pop()
+        if isinstance(x, BaseException) and x not in seen:
+            seen.append(x)
+            todo += [getattr(x, "reason", None), x.__cause__, x.__context__, *x.args]
+    return seen

@@ -40,9 +40,10 @@ class Rate:
     @classmethod
     def parse(cls, text: str) -> Rate:
         m = _RATE.match(text)
-        if not m or float(m.group(1)) <= 0:
-            raise ValueError(f"{text!r} is not a rate like '100/s', '600/m' or '5/10s'")
-        mult = int(m.group(2)) if m.group(2) else 1
+        mult = int(m.group(2)) if m and m.group(2) else 1
+        if not m or float(m.group(1)) <= 0 or mult <= 0:
+            # The value is not echoed: a secret pasted into the wrong key must not be shown.
+            raise ValueError("is not a rate like '100/s', '600/m' or '5/10s'")
         return cls(float(m.group(1)), mult * _UNIT_S[m.group(3)])
 
     @property
@@ -67,7 +68,7 @@ class _Strict(BaseModel):
 class Variant(_Strict):
     """One cache object per URL: the request headers the origin varies on."""
 
-    name: str = "default"
+    name: str = Field(default="default", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     headers: dict[str, str] = Field(default_factory=dict)
 
 
@@ -164,6 +165,8 @@ class FetchSettings(_Strict):
     backoff_base_s: float = Field(default=defaults.BACKOFF_BASE_S, gt=0)
     user_agent: str = defaults.USER_AGENT
     verify_tls: bool = True
+    # A CA bundle (PEM path) for PoPs whose certificates chain to a private CA.
+    ca_bundle: str | None = None
 
 
 class BatchSettings(_Strict):

@@ -229,12 +229,6 @@ def test_redirect_is_not_followed(
     assert target.seen.requests == [], "the redirect was followed"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="fetch.PopClient._session sets max_redirects = 0; requests then raises "
-    "TooManyRedirects for any 3xx even with allow_redirects=False, so a redirect becomes "
-    "RetryLater('TooManyRedirects: Exceeded 0 redirects.') without status or Location",
-)
 def test_redirect_is_a_final_error_naming_the_location(
     server: Server, moved: tuple[Server, str], make_client: Callable[..., PopClient]
 ) -> None:
@@ -441,12 +435,6 @@ def test_https_cert_for_another_name_is_refused(
     assert info.value.pop == "fra"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="fetch._describe matches 'Max retries exceeded' (in every requests "
-    "ConnectionError text) and drops the cause: a hostname mismatch is reported as "
-    "'SSLError: Max retries exceeded', never naming the certificate",
-)
 def test_https_cert_for_another_name_says_why(
     evil: Server, pki: PKI, make_client: Callable[..., PopClient]
 ) -> None:

@@ -178,8 +178,9 @@ def test_each_variant_is_warmed_and_verified_separately(
         {"name": "gzip", "headers": {"Accept-Encoding": "gzip"}},
         {"name": "identity", "headers": {"Accept-Encoding": "identity"}},
     ]
-    config = write_config(tmp_path / "warming.toml", redis_url, world.pops(),
-                          site={"variants": variants})
+    config = write_config(
+        tmp_path / "warming.toml", redis_url, world.pops(), site={"variants": variants}
+    )
     world.origin.bump()
     rc, report = warm_json(config, "/v/1", "/v/2")
     assert rc == 0, report
