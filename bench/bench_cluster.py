@@ -32,6 +32,7 @@ import itertools
 import json
 import os
 import platform
+import resource
 import signal
 import subprocess
 import sys
@@ -112,11 +113,11 @@ def cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
-def machine_cpu() -> tuple[int, int]:
-    """(busy, total) jiffies of the whole machine."""
-    vals = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle = vals[3] + vals[4]
-    return sum(vals) - idle, sum(vals)
+def machine_cpu() -> dict[str, int]:
+    """Jiffies of the whole machine: busy (ours and everyone's), steal, total."""
+    v = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = v
+    return {"busy": user + nice + system + irq + softirq, "steal": steal, "total": sum(v)}
 
 
 def env_for(config: Path) -> dict[str, str]:
@@ -304,7 +305,7 @@ class Cli:
     stderr: str
     wall_s: float
     maxrss_kb: int
-    ended_at: float = 0.0
+    cpu_s: float = 0.0
 
 
 def run_cli(config: Path, *args: str, timeout: float = 300.0) -> Cli:
@@ -323,7 +324,7 @@ def run_cli(config: Path, *args: str, timeout: float = 300.0) -> Cli:
             _, status, usage = os.wait4(proc.pid, 0)
         finally:
             timer.cancel()
-        ended = time.monotonic()
+        wall = time.monotonic() - t0
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
@@ -331,9 +332,9 @@ def run_cli(config: Path, *args: str, timeout: float = 300.0) -> Cli:
             proc.returncode,
             out.read().decode(errors="replace"),
             err.read().decode(errors="replace"),
-            ended - t0,
+            wall,
             usage.ru_maxrss,
-            ended,
+            usage.ru_utime + usage.ru_stime,
         )
 
 
@@ -395,9 +396,7 @@ def run_scenario(
         urls_file = write_urls(tmp / f"urls-{tag}.txt", prefix, args.urls)
         pop_logs = start_pop_logs(world, tmp, tag)
         origin_before = world.origin.requests()
-        cpu0 = {w.name: w.cpu() for w in workers}
-        redis_cpu0 = redis_cpu(r)
-        busy0 = machine_cpu()
+        cpu0 = cpu_snapshot(r, world, workers, pop_logs)
         t_spawn = time.time()
         batch_id, cli = publish(config, urls_file, args.purge)
         log(f"run {run_idx}: batch {batch_id} published in {cli.wall_s:.2f} s")
@@ -419,11 +418,9 @@ def run_scenario(
                 )
                 last_note = time.monotonic()
         t_seen_done = time.time()
-        busy1 = machine_cpu()
+        cpu1 = cpu_snapshot(r, world, workers, pop_logs)
         for w in workers:
             w.sample()
-        cpu1 = {w.name: w.cpu() for w in workers}
-        redis_cpu1 = redis_cpu(r)
         time.sleep(1.0)  # let varnishncsa write its last lines
         hits: list[Hit] = []
         log_check = []
@@ -489,9 +486,7 @@ def run_scenario(
     }
     m["rss_tree_mb"] = [sum(w.hwm_kb.values()) / 1024 for w in workers]
     m["rss_max_proc_mb"] = max(max(w.hwm_kb.values(), default=0) for w in workers) / 1024
-    m["worker_cpu_s"] = [cpu1[w.name] - cpu0[w.name] for w in workers]
-    m["redis_cpu_s"] = redis_cpu1 - redis_cpu0
-    m["machine_busy"] = (busy1[0] - busy0[0]) / max(1, busy1[1] - busy0[1])
+    m["cpu"] = cpu_delta(cpu0, cpu1, cli.cpu_s)
     m["log_check"] = log_check
     m["log_ok"] = all(n == d and not e for _, n, d, e in log_check)
     log(
@@ -505,6 +500,43 @@ def run_scenario(
 def redis_cpu(r: redis.Redis) -> float:
     info = r.info("cpu")
     return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
+def cpu_snapshot(
+    r: redis.Redis, world: World, workers: list[WorkerProc], pop_logs: list[PopLog]
+) -> dict[str, Any]:
+    """CPU seconds so far of every component on the machine, and the machine's jiffies."""
+    varnish = [e for e in (world.shield, *world.edges) if e is not None]
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    return {
+        "workers": [w.cpu() for w in workers],
+        "redis": redis_cpu(r),
+        # VarnishEdge.pids: the manager; its cache process is a child.
+        "varnishd": sum(cpu_s(p) for e in varnish for p in descendants(e.pids[0])),  # type: ignore[attr-defined]
+        "varnishncsa": sum(cpu_s(pl.proc.pid) for pl in pop_logs),
+        # This process: the origin's threads, polling Redis, reading /proc.
+        "bench+origin": me.ru_utime + me.ru_stime,
+        "machine": machine_cpu(),
+    }
+
+
+def cpu_delta(a: dict[str, Any], b: dict[str, Any], cli_s: float) -> dict[str, Any]:
+    ma, mb = a["machine"], b["machine"]
+    total = max(1, mb["total"] - ma["total"])
+    out = {
+        "workers": [y - x for x, y in zip(a["workers"], b["workers"], strict=True)],
+        **{k: b[k] - a[k] for k in ("redis", "varnishd", "varnishncsa", "bench+origin")},
+        "warming CLI": cli_s,
+        "machine_busy": (mb["busy"] - ma["busy"]) / total,
+        "machine_steal": (mb["steal"] - ma["steal"]) / total,
+        "machine_core_s": (mb["busy"] - ma["busy"]) / CLK_TCK,
+    }
+    ours = sum(out["workers"]) + sum(
+        out[k] for k in ("redis", "varnishd", "varnishncsa", "bench+origin", "warming CLI")
+    )
+    # Anything else on the machine (another engineer's job, the kernel's own threads).
+    out["others"] = max(0.0, out["machine_core_s"] - ours)
+    return out
 
 
 # -- the 100k publish ---------------------------------------------------------------
@@ -530,6 +562,8 @@ def run_publish(
     w = workers[0]
     urls_file = write_urls(tmp / "urls-publish.txt", "/bench/publish/", args.publish_urls)
     mem0 = r.info("memory")
+    worker_cpu0, redis_cpu0 = w.cpu(), redis_cpu(r)
+    machine0, me0 = machine_cpu(), resource.getrusage(resource.RUSAGE_SELF)
     samples: list[tuple[float, int]] = []
     out: dict[str, Any] = {"pairs": pairs, "urls": args.publish_urls}
     try:
@@ -568,7 +602,18 @@ def run_publish(
         out["queued_at_end"] = samples[-1][1] if samples else 0
         out["first_queued_s"] = next((t for t, n in samples if n > 0), None)
         out["worker_rss_mb"] = max(w.hwm_kb.values(), default=0) / 1024
-        out["worker_cpu_s"] = w.cpu()
+        out["worker_cpu_s"] = w.cpu() - worker_cpu0
+        out["redis_cpu_s"] = redis_cpu(r) - redis_cpu0
+        out["publisher_cpu_s"] = cli.cpu_s
+        machine1, me1 = machine_cpu(), resource.getrusage(resource.RUSAGE_SELF)
+        bench_s = me1.ru_utime + me1.ru_stime - me0.ru_utime - me0.ru_stime
+        core_s = (machine1["busy"] - machine0["busy"]) / CLK_TCK
+        ours = out["worker_cpu_s"] + out["redis_cpu_s"] + cli.cpu_s + bench_s
+        out["others_cpu_s"] = max(0.0, core_s - ours)
+        if full_at:
+            out["msgs_per_s"] = pairs / full_at
+        elif samples:
+            out["msgs_per_s"] = samples[-1][1] / samples[-1][0]
         mem1 = r.info("memory")
         out["redis_used_delta_mb"] = (int(mem1["used_memory"]) - int(mem0["used_memory"])) / 2**20
         out["redis_peak_mb"] = int(mem1["used_memory_peak"]) / 2**20
@@ -648,8 +693,8 @@ def print_tables(
     print()
     head = (
         "| workers | pool | GETs | req/s (% of limit) | max in any 1 s (vs limit) "
-        "| max 1 s one PoP | 429s | verified in (ideal) | origin req/URL | peak RSS/worker "
-        "| all HIT |"
+        "| max 1 s: shield / busiest edge | 429s | all verified in (ideal) | origin req/URL "
+        "| peak RSS per worker | all HIT |"
     )
     print(head)
     print("|" + "---|" * (head.count("|") - 1))
@@ -658,11 +703,13 @@ def print_tables(
         over = (m.get("max_window", 0) - limit) / limit
         c = m.get("counts", {})
         all_hit = c.get("hit") == c.get("total") == res.pairs and m.get("state") == "done"
+        per_pop = m.get("max_window_per_pop", {})
+        edge_max = max((v for k, v in per_pop.items() if k != "shield"), default=0)
         print(
             f"| {sc.workers} | {sc.pool} -c {sc.concurrency} | {m['gets']}"
             f" | {fmt(m.get('rate'))} ({100 * m.get('rate', 0) / limit:.0f}%)"
             f" | {m.get('max_window')} ({over:+.1%})"
-            f" | {max(m.get('max_window_per_pop', {0: 0}).values())}"
+            f" | {per_pop.get('shield', 0)} / {edge_max}"
             f" | {m['n429']}"
             f" | {fmt(m['verified_s'])} s ({m['ideal_s']:.0f} s,"
             f" x{(m['verified_s'] or 0) / m['ideal_s']:.2f})"
@@ -671,25 +718,29 @@ def print_tables(
             f" | {'yes' if all_hit else 'NO: ' + json.dumps(c)} |"
         )
     print()
-    print("Where the time went (per run):")
+    print("Where the time went (CPU seconds during the run, all processes on the machine):")
     print()
     head2 = (
-        "| workers | pool | busy period | first GET after `warm` | shield->edge phase gap "
-        "| longest pause | GETs/pair | edge fills | worker CPU s | Redis CPU s | machine busy "
-        "| PoP log check |"
+        "| workers | pool | busy period | first GET after `warm` started | shield->edge gap "
+        "| GETs/pair | edge fills | workers | Redis | 4 varnishd | 4 varnishncsa "
+        "| bench+origin | `warming warm` | other processes | machine busy (steal) "
+        "| PoP log = varnishstat |"
     )
     print(head2)
     print("|" + "---|" * (head2.count("|") - 1))
     for res in runs + pool_runs:
         m, sc = res.m, res.scenario
+        cpu = m["cpu"]
         print(
             f"| {sc.workers} | {sc.pool} -c {sc.concurrency} | {fmt(m.get('busy_s'))} s"
             f" | {fmt(m.get('first_get_after_publish_s'), '.2f')} s"
-            f" | {fmt(m.get('phase_gap_s'), '.2f')} s | {fmt(m.get('longest_gap_s'), '.2f')} s"
+            f" | {fmt(m.get('phase_gap_s'), '.2f')} s"
             f" | {m['gets_per_pair']:.3f} | {m['fills']}"
-            f" | {' + '.join(f'{x:.1f}' for x in m['worker_cpu_s'])}"
-            f" | {m['redis_cpu_s']:.1f} | {100 * m['machine_busy']:.0f}%"
-            f" | {'ok' if m['log_ok'] else m['log_check']} |"
+            f" | {' + '.join(f'{x:.1f}' for x in cpu['workers'])}"
+            f" | {cpu['redis']:.1f} | {cpu['varnishd']:.1f} | {cpu['varnishncsa']:.1f}"
+            f" | {cpu['bench+origin']:.1f} | {cpu['warming CLI']:.1f} | {cpu['others']:.1f}"
+            f" | {100 * cpu['machine_busy']:.0f}% ({100 * cpu['machine_steal']:.0f}%)"
+            f" | {'yes' if m['log_ok'] else m['log_check']} |"
         )
     for res in runs + pool_runs:
         m, sc = res.m, res.scenario
@@ -720,7 +771,7 @@ def print_tables(
                 f" ({100 * m.get('rate', 0) / limit:.0f}%) | {fmt(m['verified_s'])} s"
                 f" | {' / '.join(f'{x:.0f}' for x in m['rss_tree_mb'])} MB | {procs}"
                 f" | {m['rss_max_proc_mb']:.0f} MB"
-                f" | {' + '.join(f'{x:.1f}' for x in m['worker_cpu_s'])} |"
+                f" | {' + '.join(f'{x:.1f}' for x in m['cpu']['workers'])} |"
             )
     if pub:
         print()
@@ -728,14 +779,18 @@ def print_tables(
         print()
         print(
             "| `warming warm` returned | first prefetch queued | all prefetch messages queued"
-            " | publisher peak RSS | worker peak RSS | worker CPU s | Redis memory for the queue |"
+            " | messages/s | publisher peak RSS | worker peak RSS"
+            " | CPU s: publisher / worker / Redis / other processes | Redis memory for the queue |"
         )
-        print("|---|---|---|---|---|---|---|")
+        print("|---|---|---|---|---|---|---|---|")
         print(
             f"| {pub['cli_s']:.2f} s | {fmt(pub['first_queued_s'], '.2f')} s"
             f" | {fmt(pub['all_queued_s'], '.2f')} s ({pub['queued_at_end']:,} queued)"
+            f" | {pub.get('msgs_per_s', 0):.0f}"
             f" | {pub['publisher_rss_mb']:.0f} MB | {pub['worker_rss_mb']:.0f} MB"
-            f" | {pub['worker_cpu_s']:.1f} | {pub['redis_used_delta_mb']:.0f} MB |"
+            f" | {pub['publisher_cpu_s']:.1f} / {pub['worker_cpu_s']:.1f}"
+            f" / {pub['redis_cpu_s']:.1f} / {pub['others_cpu_s']:.1f}"
+            f" | {pub['redis_used_delta_mb']:.0f} MB |"
         )
         t = pub["all_queued_s"]
         checks.append(
@@ -791,6 +846,7 @@ def main() -> int:
     r.flushdb()
     info = machine()
     info["redis"] = r.info("server")["redis_version"]
+    info["load average at start"] = " ".join(Path("/proc/loadavg").read_text().split()[:3])
     print("## Machine")
     print()
     for k, v in info.items():

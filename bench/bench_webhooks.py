@@ -17,7 +17,14 @@ shim under uvicorn, as deployed) and one `celery -A warming worker` process.
 2. Latency: for each run a fresh path is cached at the 3 PoPs (old content), the
    origin content is bumped, one signed webhook is posted, and `GET /batches/{id}`
    is polled every 10 ms until the batch is final; counts.hit must be 3 and every
-   PoP must then serve the new version as a HIT.
+   PoP must then serve the new version as a HIT. Runs first, on a quiet system.
+3. Breakdown: Shim.handle() in one process, sequential and without HTTP, each stage
+   timed (wall and CPU), with Celery's task-sent event on (as configured) and off.
+
+Every throughput row also says where the machine's CPU went during the run (shim,
+worker, Redis, wrk, other tenants of a shared machine) and the shim's CPU time per
+request, which is what bounds one shim process: it cannot use more than one core.
+Defaults take about 3 minutes. Results and their reading: bench/RESULTS_WEBHOOKS.md.
 
 Optional variants (not run by default):
   --uvicorn-workers N    run the shim as `uvicorn --factory --workers N` on this
@@ -25,7 +32,10 @@ Optional variants (not run by default):
                          `warming serve` has no way to use);
   --pythonpath DIR       put DIR first on the shim's PYTHONPATH, e.g. a directory
                          holding uvloop and httptools (`pip install --target DIR
-                         uvloop httptools`), which uvicorn picks up when present.
+                         uvloop httptools`), which uvicorn picks up when present;
+  --origin-nodelay       the sandbox origin (in this process) sets TCP_NODELAY;
+  --shim-no-sent-events  the shim runs with a CELERY_CONFIG_MODULE that sets
+                         task_send_sent_event = False (one PUBLISH less per webhook).
 """
 
 from __future__ import annotations
@@ -94,7 +104,12 @@ class Shim:
     """`warming serve` (or the uvicorn --workers variant) as a subprocess."""
 
     def __init__(
-        self, config: Path, log: Path, workers: int = 1, pythonpath: str | None = None
+        self,
+        config: Path,
+        log: Path,
+        workers: int = 1,
+        pythonpath: str | None = None,
+        extra_env: dict[str, str] | None = None,
     ) -> None:
         self.port = _free_port()
         self.base = f"http://127.0.0.1:{self.port}"
@@ -113,7 +128,7 @@ class Shim:
         self._out = log.open("wb")
         self.proc = subprocess.Popen(
             cmd,
-            env=_env(config, pythonpath),
+            env={**_env(config, pythonpath), **(extra_env or {})},
             cwd=ROOT,
             stdout=self._out,
             stderr=subprocess.STDOUT,
@@ -506,7 +521,6 @@ class Run:
     fresh: bool
     server_s: float
     states: dict[str, float]  # first time (s after the POST) each state was seen
-    pair_ms: dict[str, float]  # slowest pair's verify elapsed etc.
 
 
 def _signed(path: str) -> tuple[bytes, dict[str, str]]:
@@ -563,14 +577,10 @@ def latency_runs(shim: Shim, world: Any, runs: int, poll_s: float) -> list[Run]:
         for pop in world.pops():
             got = probe(pop["url"], url)
             fresh &= got.headers.get("X-Cache") == "HIT" and f"version {version}" in got.text
-        results = rep.get("results", [])
-        pair_ms = {
-            "max_verify_elapsed_ms": max((x.get("elapsed_ms") or 0 for x in results), default=0),
-        }
         server = (
             _iso(rep["finished_at"]) - _iso(rep["started_at"]) if rep.get("finished_at") else -1
         )
-        out.append(Run(path, total, post_ms, rep["counts"]["hit"], fresh, server, states, pair_ms))
+        out.append(Run(path, total, post_ms, rep["counts"]["hit"], fresh, server, states))
     return out
 
 
@@ -793,6 +803,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--uvicorn-workers", type=int, default=1, help="variant: see the docstring")
     p.add_argument("--pythonpath", default=None, help="variant: see the docstring")
+    p.add_argument(
+        "--shim-no-sent-events",
+        action="store_true",
+        help="variant: the shim publishes without Celery's task-sent event\n"
+        "(CELERY_CONFIG_MODULE override; workers unchanged)",
+    )
+    p.add_argument(
+        "--origin-nodelay",
+        action="store_true",
+        help="variant: TCP_NODELAY on the sandbox origin's sockets (see RESULTS_WEBHOOKS.md)",
+    )
     p.add_argument("--breakdown", type=int, default=600, help="part 3: webhooks (0: skip)")
     p.add_argument("--json", default=None, help="also write the figures to this JSON file")
     p.add_argument("--breakdown-child", nargs=3, help=argparse.SUPPRESS)
@@ -810,6 +831,12 @@ def main(argv: list[str] | None = None) -> int:
     from warming.sandbox import start_world, varnish_available
 
     t_start = time.monotonic()
+    if args.origin_nodelay:
+        # Measurement aid, not a fix: the sandbox origin writes headers and body in two
+        # sends with Nagle on, so a keep-alive fetch can wait ~40 ms for a delayed ACK.
+        from warming.sandbox import origin
+
+        origin._Handler.disable_nagle_algorithm = True
     if not varnish_available():
         print("varnishd is not installed: the PoPs would be Python proxies", file=sys.stderr)
     r = redis.Redis.from_url(REDIS_URL)
@@ -827,8 +854,18 @@ def main(argv: list[str] | None = None) -> int:
             webhook={"secrets": [SECRET]},
         )
         print(f"world: {world.kind} PoPs {[x['name'] for x in world.pops()]}, origin +20 ms")
-        shim = Shim(config, work / "shim.log", args.uvicorn_workers, args.pythonpath)
+        extra_env, pythonpath = {}, args.pythonpath
+        if args.shim_no_sent_events:
+            # Configuration only: the documented CELERY_CONFIG_MODULE override.
+            (work / "bench_celeryconf_nosent.py").write_text(
+                "from warming.celeryconf import *  # noqa: F403\ntask_send_sent_event = False\n"
+            )
+            extra_env["CELERY_CONFIG_MODULE"] = "bench_celeryconf_nosent"
+            pythonpath = os.pathsep.join(p for p in (str(work), pythonpath) if p)
+        shim = Shim(config, work / "shim.log", args.uvicorn_workers, pythonpath, extra_env)
         server = shim.server_info()
+        if extra_env:
+            server += " " + " ".join(f"{k}={v}" for k, v in extra_env.items())
         print(f"shim: {' '.join(shim.cmd[2:])} (pid {shim.proc.pid}, {server})", flush=True)
         summary["shim"] = {"cmd": shim.cmd[2:], "server": server}
         worker = start_worker(config, work / "worker.log")
@@ -847,6 +884,13 @@ def main(argv: list[str] | None = None) -> int:
             if worker is not None:
                 worker.stop()
             shim.stop()
+            problems = [
+                line
+                for line in shim.log.read_text(errors="replace").splitlines()
+                if "ERROR" in line or "Traceback" in line or "WARNING" in line
+            ]
+            summary["shim_log_problems"] = len(problems)
+            print(f"\nshim log: {len(problems)} warning/error lines", *problems[:5], sep="\n  ")
     reset_redis(r, everything=True)
     shutil.rmtree(work, ignore_errors=True)
     print(f"\nwhole bench: {time.monotonic() - t_start:.0f} s")
@@ -951,7 +995,10 @@ def part2(shim: Shim, world: Any, worker: Any, args: argparse.Namespace) -> dict
         xs = [x.states[s] * 1000 for x in runs if s in x.states]
         if xs:
             rows.append([f"first seen '{s}' (n={len(xs)})", *_stats(xs)])
-    times = task_times(worker.log()[log_mark:])
+    wlog = worker.log()[log_mark:]
+    errors = [x for x in wlog.splitlines() if "ERROR" in x or "WARNING" in x]
+    print(f"worker log during these runs: {len(errors)} warning/error lines", *errors[:3])
+    times = task_times(wlog)
     for name in ("warming.purge", "warming.prefetch", "warming.verify"):
         xs = [t * 1000 for t in times.get(name, [])]
         if xs:

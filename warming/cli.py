@@ -36,6 +36,7 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("serve", help="run the webhook shim")
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8080)
+    s.add_argument("--workers", type=int, default=1, help="shim processes sharing the port")
     sub.add_parser("demo", help="the whole system on this machine, with a local site and edges")
     return p
 
@@ -55,7 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _report(settings, args)
         from warming.shim import serve
 
-        code = serve(use(settings), args.host, args.port)
+        code = serve(use(settings), args.host, args.port, args.workers)
         return int(code)
     except ConfigError as e:
         print(f"warming: invalid configuration: {e}", file=sys.stderr)

@@ -106,6 +106,9 @@ class _Server(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in two writes; with Nagle on, every keep-alive request
+    # after the first waits for a delayed ACK (measured: 44 ms instead of 1 ms).
+    disable_nagle_algorithm = True
     server: _Server
 
     def do_GET(self) -> None:
