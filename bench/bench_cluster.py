@@ -65,6 +65,9 @@ MAX_WINDOW_OVER = 0.10
 MIN_RATE_SHARE = 0.90
 PUBLISH_TARGET_S = 30.0
 RSS_TARGET_MB = 500.0
+# A run during which processes outside the bench used more than this share of the
+# machine's CPU is flagged: its rates and times are pessimistic.
+CONTENDED_SHARE = 0.10
 
 
 def log(msg: str) -> None:
@@ -488,7 +491,9 @@ def run_scenario(
     m["rss_max_proc_mb"] = max(max(w.hwm_kb.values(), default=0) for w in workers) / 1024
     m["cpu"] = cpu_delta(cpu0, cpu1, cli.cpu_s)
     m["log_check"] = log_check
-    m["log_ok"] = all(n == d and not e for _, n, d, e in log_check)
+    # varnishd merges its worker threads' counters into MAIN.* lazily, so the counter can
+    # trail the log by a request or two; the log itself is checked against 2 GETs per pair.
+    m["log_ok"] = all(abs(n - d) <= max(2, n // 1000) and not e for _, n, d, e in log_check)
     log(
         f"run {run_idx}: done: {m['gets']} GETs, {m.get('rate', 0):.1f}/s,"
         f" max 1 s window {m.get('max_window')}, 429s {m['n429']},"
@@ -536,6 +541,7 @@ def cpu_delta(a: dict[str, Any], b: dict[str, Any], cli_s: float) -> dict[str, A
     )
     # Anything else on the machine (another engineer's job, the kernel's own threads).
     out["others"] = max(0.0, out["machine_core_s"] - ours)
+    out["others_share"] = out["others"] / (total / CLK_TCK)
     return out
 
 
@@ -561,7 +567,6 @@ def run_publish(
     )
     w = workers[0]
     urls_file = write_urls(tmp / "urls-publish.txt", "/bench/publish/", args.publish_urls)
-    mem0 = r.info("memory")
     worker_cpu0, redis_cpu0 = w.cpu(), redis_cpu(r)
     machine0, me0 = machine_cpu(), resource.getrusage(resource.RUSAGE_SELF)
     samples: list[tuple[float, int]] = []
@@ -610,16 +615,17 @@ def run_publish(
         core_s = (machine1["busy"] - machine0["busy"]) / CLK_TCK
         ours = out["worker_cpu_s"] + out["redis_cpu_s"] + cli.cpu_s + bench_s
         out["others_cpu_s"] = max(0.0, core_s - ours)
+        capacity = (machine1["total"] - machine0["total"]) / CLK_TCK
+        out["others_share"] = out["others_cpu_s"] / max(1e-9, capacity)
         if full_at:
             out["msgs_per_s"] = pairs / full_at
         elif samples:
             out["msgs_per_s"] = samples[-1][1] / samples[-1][0]
-        mem1 = r.info("memory")
-        out["redis_used_delta_mb"] = (int(mem1["used_memory"]) - int(mem0["used_memory"])) / 2**20
-        out["redis_peak_mb"] = int(mem1["used_memory_peak"]) / 2**20
-        out["redis_rss_mb"] = int(mem1["used_memory_rss"]) / 2**20
-        launched = w.logfile.read_text(errors="replace").count("warming.launch_slice[")
-        out["launch_slice_log_lines"] = launched
+        # The queue itself (exact: every element sampled); Redis is shared, so its
+        # used_memory would include whatever else is stored there.
+        queue_bytes = r.memory_usage(K.Q_PREFETCH, samples=0) or 0
+        out["queue_mb"] = queue_bytes / 2**20
+        out["bytes_per_message"] = queue_bytes / max(1, out["queued_at_end"])
     finally:
         for wk in workers:
             wk.stop()
@@ -743,6 +749,13 @@ def print_tables(
             f" | {'yes' if m['log_ok'] else m['log_check']} |"
         )
     for res in runs + pool_runs:
+        share = res.m["cpu"]["others_share"]
+        if share > CONTENDED_SHARE:
+            print(
+                f"\nNote: other processes used {share:.0%} of the machine's CPU during the"
+                f" {res.scenario.workers} x {res.scenario.pool} run: its figures are pessimistic."
+            )
+    for res in runs + pool_runs:
         m, sc = res.m, res.scenario
         if sc.workers < 2:
             continue
@@ -780,7 +793,7 @@ def print_tables(
         print(
             "| `warming warm` returned | first prefetch queued | all prefetch messages queued"
             " | messages/s | publisher peak RSS | worker peak RSS"
-            " | CPU s: publisher / worker / Redis / other processes | Redis memory for the queue |"
+            " | CPU s: publisher / worker / Redis / other processes | `warming.prefetch` in Redis |"
         )
         print("|---|---|---|---|---|---|---|---|")
         print(
@@ -790,8 +803,13 @@ def print_tables(
             f" | {pub['publisher_rss_mb']:.0f} MB | {pub['worker_rss_mb']:.0f} MB"
             f" | {pub['publisher_cpu_s']:.1f} / {pub['worker_cpu_s']:.1f}"
             f" / {pub['redis_cpu_s']:.1f} / {pub['others_cpu_s']:.1f}"
-            f" | {pub['redis_used_delta_mb']:.0f} MB |"
+            f" | {pub['queue_mb']:.0f} MB ({pub['bytes_per_message']:.0f} B/message) |"
         )
+        if pub["others_share"] > CONTENDED_SHARE:
+            print(
+                f"\nNote: other processes used {pub['others_share']:.0%} of the machine's CPU"
+                " while publishing: the time is pessimistic."
+            )
         t = pub["all_queued_s"]
         checks.append(
             (
