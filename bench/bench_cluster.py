@@ -107,6 +107,17 @@ def status_kb(pid: int, key: str) -> int:
     return 0
 
 
+def pss_kb(pid: int) -> int:
+    """Proportional set size: shared pages (a prefork parent's, after fork) split evenly."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
 def cpu_s(pid: int) -> float:
     """User + system CPU seconds of one process (its own threads)."""
     try:
@@ -160,6 +171,7 @@ class WorkerProc:
             start_new_session=True,
         )
         self.hwm_kb: dict[int, int] = {}
+        self.pss_peak_kb = 0
 
     def wait_ready(self, deadline: float) -> None:
         while time.monotonic() < deadline:
@@ -171,9 +183,11 @@ class WorkerProc:
         raise RuntimeError(f"worker {self.name} not ready in time; see {self.logfile}")
 
     def sample(self) -> None:
-        """Remember VmHWM of every process of the tree (prefork children come and go)."""
-        for pid in descendants(self.proc.pid):
+        """Remember VmHWM of every process of the tree, and the tree's largest PSS total."""
+        pids = descendants(self.proc.pid)
+        for pid in pids:
             self.hwm_kb[pid] = max(self.hwm_kb.get(pid, 0), status_kb(pid, "VmHWM"))
+        self.pss_peak_kb = max(self.pss_peak_kb, sum(pss_kb(pid) for pid in pids))
 
     def cpu(self) -> float:
         return sum(cpu_s(p) for p in descendants(self.proc.pid))
@@ -488,6 +502,7 @@ def run_scenario(
         w.name: {str(pid): kb / 1024 for pid, kb in sorted(w.hwm_kb.items())} for w in workers
     }
     m["rss_tree_mb"] = [sum(w.hwm_kb.values()) / 1024 for w in workers]
+    m["pss_tree_mb"] = [w.pss_peak_kb / 1024 for w in workers]
     m["rss_max_proc_mb"] = max(max(w.hwm_kb.values(), default=0) for w in workers) / 1024
     m["cpu"] = cpu_delta(cpu0, cpu1, cli.cpu_s)
     m["log_check"] = log_check
@@ -772,17 +787,19 @@ def print_tables(
         print("### Pool: 2 worker processes")
         print()
         print(
-            "| pool | req/s (% of limit) | verified in | peak RSS per worker (tree)"
-            " | processes per worker | largest process | worker CPU s |"
+            "| pool | req/s (% of limit) | verified in | peak RSS per worker (VmHWM, sum of tree)"
+            " | peak PSS per worker (tree) | processes per worker | largest process"
+            " | worker CPU s |"
         )
-        print("|---|---|---|---|---|---|---|")
+        print("|---|---|---|---|---|---|---|---|")
         for res in [x for x in runs if x.scenario.workers == 2] + pool_runs:
             m, sc = res.m, res.scenario
             procs = max(len(v) for v in m["rss_mb"].values())
             print(
                 f"| {sc.pool} -c {sc.concurrency} | {fmt(m.get('rate'))}"
                 f" ({100 * m.get('rate', 0) / limit:.0f}%) | {fmt(m['verified_s'])} s"
-                f" | {' / '.join(f'{x:.0f}' for x in m['rss_tree_mb'])} MB | {procs}"
+                f" | {' / '.join(f'{x:.0f}' for x in m['rss_tree_mb'])} MB"
+                f" | {' / '.join(f'{x:.0f}' for x in m['pss_tree_mb'])} MB | {procs}"
                 f" | {m['rss_max_proc_mb']:.0f} MB"
                 f" | {' + '.join(f'{x:.1f}' for x in m['cpu']['workers'])} |"
             )
@@ -813,7 +830,8 @@ def print_tables(
         t = pub["all_queued_s"]
         checks.append(
             (
-                f"publish {pub['pairs']:,} pairs <= 30 s ({fmt(t, '.1f')} s)",
+                f"publish {pub['pairs']:,} pairs <= 30 s ({fmt(t, '.1f')} s)"
+                + ("" if pub["pairs"] == 100_000 else "; the target is for 100,000 pairs"),
                 t is not None and t <= PUBLISH_TARGET_S,
             )
         )

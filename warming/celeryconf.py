@@ -95,8 +95,11 @@ task_annotations = (
     {"warming.prefetch": {"rate_limit": Rate.parse(_per_worker).celery()}} if _per_worker else {}
 )
 
-# Flower needs task events; "sent" events show queued tasks too.
+# Flower needs task events from the workers (received, started, succeeded...). The
+# "sent" event is off: it is one more Redis PUBLISH per message, and measured here a
+# chord of 500 publishes at 942 msg/s with it and 1,449 msg/s without (0.66 ms CPU per
+# message instead of 1.0). Flower shows a task from the moment a worker receives it.
 worker_send_task_events = True
-task_send_sent_event = True
+task_send_sent_event = False
 task_track_started = True
 worker_hijack_root_logger = False
