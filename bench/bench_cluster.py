@@ -28,6 +28,7 @@ verification only (purges are PURGE requests under their own `limits.purge`).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import itertools
 import json
 import os
@@ -563,6 +564,17 @@ def cpu_delta(a: dict[str, Any], b: dict[str, Any], cli_s: float) -> dict[str, A
 # -- the 100k publish ---------------------------------------------------------------
 
 
+# Prefetch messages go to warming.prefetch, or to the bulk queue for bulk batches.
+PREFETCH_QUEUES = tuple(q for q in (K.Q_PREFETCH, getattr(K, "Q_PREFETCH_BULK", None)) if q)
+
+
+def queued(r: redis.Redis) -> int:
+    with r.pipeline(transaction=False) as p:
+        for q in PREFETCH_QUEUES:
+            p.llen(q)
+        return sum(int(n) for n in p.execute())
+
+
 def run_publish(
     args: argparse.Namespace, r: redis.Redis, world: World, tmp: Path
 ) -> dict[str, Any]:
@@ -601,7 +613,7 @@ def run_publish(
         deadline = t0 + args.publish_timeout
         full_at = None
         while time.monotonic() < deadline:
-            n = int(r.llen(K.Q_PREFETCH))
+            n = queued(r)
             samples.append((time.monotonic() - t0, n))
             w.sample()
             if n >= pairs:
@@ -638,7 +650,7 @@ def run_publish(
             out["msgs_per_s"] = samples[-1][1] / samples[-1][0]
         # The queue itself (exact: every element sampled); Redis is shared, so its
         # used_memory would include whatever else is stored there.
-        queue_bytes = r.memory_usage(K.Q_PREFETCH, samples=0) or 0
+        queue_bytes = sum(r.memory_usage(q, samples=0) or 0 for q in PREFETCH_QUEUES)
         out["queue_mb"] = queue_bytes / 2**20
         out["bytes_per_message"] = queue_bytes / max(1, out["queued_at_end"])
     finally:
@@ -684,6 +696,33 @@ def machine() -> dict[str, str]:
         "varnish": varnish,
         "kernel": platform.release(),
     }
+
+
+def source_fingerprint() -> str:
+    """sha256 of the package's source, to tell which state of it a result belongs to."""
+    h = hashlib.sha256()
+    for f in sorted((ROOT / "warming").rglob("*")):
+        if f.suffix in (".py", ".vcl") and f.is_file():
+            h.update(str(f.relative_to(ROOT)).encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def celery_settings(config: Path) -> str:
+    """The Celery settings this bench depends on, as the workers will load them."""
+    code = (
+        "from warming.celery_app import app; c = app.conf; print(' '.join(f'{k}={c[k]}' for k in"
+        " ('task_send_sent_event', 'worker_send_task_events', 'worker_prefetch_multiplier',"
+        " 'task_acks_late', 'task_annotations')))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env_for(config),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return done.stdout.strip() or f"? ({done.stderr.strip()[-200:]})"
 
 
 def status_line(path: str, key: str) -> int:
@@ -882,6 +921,7 @@ def main() -> int:
     r.flushdb()
     info = machine()
     info["redis"] = r.info("server")["redis_version"]
+    info["warming source sha256"] = source_fingerprint()
     info["load average at start"] = " ".join(Path("/proc/loadavg").read_text().split()[:3])
     print("## Machine")
     print()
@@ -916,6 +956,9 @@ def main() -> int:
                 world.pops(),
                 {"prefetch": args.rate, "purge": "500/s"},
             )
+            info["celery settings"] = celery_settings(config)
+            print(f"- celery settings: {info['celery settings']}")
+            sys.stdout.flush()
             run_idx = 0
             for n in [int(x) for x in args.workers.split(",") if x]:
                 run_idx += 1

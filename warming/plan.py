@@ -42,6 +42,7 @@ class Plan:
     tags: tuple[str, ...] = ()
     purge: bool = True
     slice_size: int = defaults.SLICE_SIZE
+    slices_in_flight: int = defaults.SLICES_IN_FLIGHT
     created_at: float = field(default_factory=time.time)
     deadline: float = 0.0
     # "high" (webhooks, interactive CLI) or "bulk" (sitemaps, files, schedules): bulk
@@ -66,6 +67,7 @@ class Plan:
             tags=tuple(tags or ()),
             purge=purge,
             slice_size=settings.batch.slice_size,
+            slices_in_flight=settings.batch.slices_in_flight,
             priority=priority,
         )
         budget = settings.batch.deadline_s or plan.default_budget(
@@ -140,6 +142,7 @@ class Plan:
             "tags": list(self.tags),
             "purge": self.purge,
             "slice_size": self.slice_size,
+            "slices_in_flight": self.slices_in_flight,
             "created_at": self.created_at,
             "deadline": self.deadline,
             "priority": self.priority,
@@ -157,6 +160,7 @@ class Plan:
             tags=tuple(d["tags"]),
             purge=d["purge"],
             slice_size=d["slice_size"],
+            slices_in_flight=d.get("slices_in_flight", defaults.SLICES_IN_FLIGHT),
             created_at=d["created_at"],
             deadline=d["deadline"],
             priority=d.get("priority", "high"),

@@ -124,15 +124,23 @@ class BatchStore:
             p.expire(key, self.ttl_s * 2)
             p.execute()
 
-    def slice_done(self, batch_id: str, phase: int, n: int, n_slices: int) -> bool:
-        """Mark a slice verified; True when that completes its phase."""
+    def slice_done(self, batch_id: str, phase: int, n: int, n_slices: int) -> tuple[bool, bool]:
+        """Mark a slice verified: (first time for this slice, its phase is complete)."""
         key = K.SLICES_DONE.format(id=batch_id, phase=phase)
         with self.r.pipeline() as p:
             p.sadd(key, n)
             p.scard(key)
             p.expire(key, self.ttl_s * 2)
-            _, done, _ = p.execute()
-        return int(done) >= n_slices
+            added, done, _ = p.execute()
+        return bool(added), int(done) >= n_slices
+
+    def next_slice(self, batch_id: str, phase: int, first: int | None = None) -> int:
+        """Claim the next slice number to launch (`first`: set the counter, return it)."""
+        key = K.LAUNCHED.format(id=batch_id, phase=phase)
+        if first is not None:
+            self.r.set(key, first, ex=self.ttl_s * 2)
+            return first
+        return int(self.r.incr(key)) - 1
 
     def claim(self, batch_id: str, what: str) -> bool:
         """True exactly once per (batch, what), however many tasks ask."""
@@ -198,7 +206,11 @@ class BatchStore:
     def _keys(self, batch_id: str, plan: Plan) -> list[str]:
         keys = [K.BATCH, K.WARM, K.RESULTS]
         out = [k.format(id=batch_id) for k in keys]
-        out += [K.SLICES_DONE.format(id=batch_id, phase=i) for i in range(len(plan.phases()))]
+        for i in range(len(plan.phases())):
+            out += [
+                K.SLICES_DONE.format(id=batch_id, phase=i),
+                K.LAUNCHED.format(id=batch_id, phase=i),
+            ]
         return out
 
     def _results(self, batch_id: str) -> dict[str, dict[str, Any]]:

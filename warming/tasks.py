@@ -100,19 +100,21 @@ def _fail(rt: Runtime, batch_id: str, error: str) -> None:
 
 
 def start_phase(rt: Runtime, plan: Plan, phase: int) -> None:
-    """Publish every slice of a phase, once, however many tasks get here."""
+    """Launch the first window of a phase's slices, once, however many tasks get here."""
     if not rt.store.claim(plan.batch_id, f"phase{phase}"):
         return
     rt.store.set_state(plan.batch_id, "warming")
     if plan.phase_size(phase) == 0:  # a tags-only purge: nothing to warm
         advance(rt, plan, phase)
         return
-    n = plan.n_slices(phase)
-    if n <= 2:  # small batches: skip a hop, webhook-to-verified latency matters
-        for s in range(n):
+    window = min(plan.n_slices(phase), plan.slices_in_flight)
+    rt.store.next_slice(plan.batch_id, phase, first=window)
+    if window <= 2:  # small batches: skip a hop, webhook-to-verified latency matters
+        for s in range(window):
             _launch(plan, phase, s)
         return
-    for s in range(n):
+    # One task per slice: the window is published by every worker at once.
+    for s in range(window):
         launch_slice.apply_async((plan.batch_id, phase, s))
 
 
@@ -228,8 +230,13 @@ def verify(self: Task, batch_id: str, phase: int, n: int, start: int = 0) -> str
                 return _continue_verify(batch_id, phase, n, start + i, 1.0)
             for (pair, _), rec in zip(chunk, records, strict=True):
                 store.record_result(batch_id, pair, rec)
-    if store.slice_done(batch_id, phase, n, plan.n_slices(phase)):
+    first_time, phase_done = store.slice_done(batch_id, phase, n, plan.n_slices(phase))
+    if phase_done:
         advance(rt, plan, phase)
+    elif first_time:
+        nxt = store.next_slice(batch_id, phase)
+        if nxt < plan.n_slices(phase):
+            _launch(plan, phase, nxt)
     return "verified"
 
 

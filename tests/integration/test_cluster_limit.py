@@ -34,8 +34,12 @@ class RecordingPoP:
                 with lock:
                     times.append(time.monotonic())
                 self.send_response(200)
-                for k, v in (("X-Cache", "HIT"), ("Age", "5"), ("ETag", '"v1"'),
-                             ("Content-Length", str(len(BODY)))):
+                for k, v in (
+                    ("X-Cache", "HIT"),
+                    ("Age", "5"),
+                    ("ETag", '"v1"'),
+                    ("Content-Length", str(len(BODY))),
+                ):
                     self.send_header(k, v)
                 self.end_headers()
                 self.wfile.write(BODY)
@@ -66,10 +70,12 @@ def pops() -> Iterator[list[RecordingPoP]]:
         p.close()
 
 
-def test_two_workers_together_hold_the_limit(tmp_path: Path, redis_url: str,
-                                             pops: list[RecordingPoP]) -> None:
+def test_two_workers_together_hold_the_limit(
+    tmp_path: Path, redis_url: str, pops: list[RecordingPoP]
+) -> None:
     config = write_config(
-        tmp_path / "warming.toml", redis_url,
+        tmp_path / "warming.toml",
+        redis_url,
         [{"name": f"edge{i}", "url": p.url} for i, p in enumerate(pops)],
         limits={"prefetch": f"{LIMIT}/s", "purge": "500/s", "adaptive": False},
         cdn={"provider": "none"},

@@ -188,3 +188,41 @@ def test_each_variant_is_warmed_and_verified_separately(
     assert report["counts"]["total"] == 2 * 3 * 2 == report["counts"]["hit"]
     seen = {(r["url"], r["pop"], r["variant"]) for r in report["results"]}
     assert len(seen) == 12
+
+
+def test_slices_launch_in_a_window_so_the_broker_queue_stays_bounded(
+    tmp_path: Path, redis_url: str, world: World, worker: Worker
+) -> None:
+    import threading
+    import time
+
+    import redis as redis_lib
+
+    # 40 URLs x 3 PoPs in slices of 4 pairs, at most 2 slices in flight: 30 slices
+    # per phase, never more than 8 prefetch messages waiting in the broker.
+    config = write_config(
+        tmp_path / "warming.toml",
+        redis_url,
+        world.pops(),
+        batch={"slice_size": 4, "slices_in_flight": 2},
+    )
+    r = redis_lib.Redis.from_url(redis_url)
+    depths: list[int] = []
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.is_set():
+            depths.append(int(r.llen("warming.prefetch")))
+            time.sleep(0.005)
+
+    t = threading.Thread(target=watch, daemon=True)
+    t.start()
+    try:
+        rc, report = warm_json(config, *[f"/window/{i}" for i in range(40)])
+    finally:
+        stop.set()
+        t.join(2)
+    assert rc == 0, report["counts"]
+    assert report["counts"]["hit"] == 120
+    assert max(depths) <= 8, max(depths)
+    assert len(depths) > 20  # the watcher really sampled during the run

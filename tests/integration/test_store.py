@@ -284,11 +284,27 @@ def test_slice_done_is_true_exactly_when_the_last_slice_lands(store: BatchStore)
         store.slice_done(bid, 0, 0, 3),
         store.slice_done(bid, 0, 1, 3),
     ]
-    assert seen == [False, False, False, True, False, True]
+    # (first time this slice is marked, its phase is complete)
+    assert seen == [
+        (True, False),
+        (False, False),
+        (True, False),
+        (True, True),
+        (False, False),
+        (True, True),
+    ]
 
 
 def test_single_slice_phase(store: BatchStore) -> None:
-    assert store.slice_done(f"b-{uuid.uuid4().hex}", 0, 0, 1) is True
+    assert store.slice_done(f"b-{uuid.uuid4().hex}", 0, 0, 1) == (True, True)
+
+
+def test_next_slice_hands_out_each_number_once(store: BatchStore) -> None:
+    bid = f"b-{uuid.uuid4().hex}"
+    assert store.next_slice(bid, 0, first=3) == 3
+    assert [store.next_slice(bid, 0) for _ in range(4)] == [3, 4, 5, 6]
+    assert store.next_slice(bid, 1, first=1) == 1  # phases count separately
+    assert store.next_slice(bid, 0) == 7
 
 
 def test_claim_is_true_once(store: BatchStore) -> None:
