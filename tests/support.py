@@ -8,11 +8,15 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
+
+from warming.sandbox import World, start_world, varnish_available
 
 CI = os.environ.get("CI") == "true"
 SITE = "http://www.example.com"
@@ -162,3 +166,11 @@ def probe(pop_url: str, url: str) -> requests.Response:
     parts = urlsplit(url)
     target = pop_url + (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     return requests.get(target, headers={"Host": parts.netloc}, timeout=10)
+
+
+@contextmanager
+def varnish_world(**kwargs: Any) -> Iterator[World]:
+    """A sandbox world with real Varnish PoPs (skips locally without varnishd, fails in CI)."""
+    need(varnish_available(), "varnishd is not installed (apt-get install varnish varnish-modules)")
+    with start_world(**kwargs) as w:
+        yield w

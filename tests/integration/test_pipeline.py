@@ -7,16 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import SITE, Worker, need, probe, run_cli, warm_json, write_config
-from warming.sandbox import World, start_world, varnish_available
+from tests.support import SITE, Worker, probe, run_cli, varnish_world, warm_json, write_config
+from warming.sandbox import World
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
 def world() -> Iterator[World]:
-    need(varnish_available(), "varnishd is not installed (apt-get install varnish varnish-modules)")
-    with start_world(n_edges=2, shield=True) as w:
+    with varnish_world(n_edges=2, shield=True) as w:
         yield w
 
 

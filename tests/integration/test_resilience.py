@@ -10,17 +10,16 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.support import SITE, Worker, need, probe, run_cli, warm_json, write_config
-from warming.sandbox import World, start_world, varnish_available
+from tests.support import SITE, Worker, probe, run_cli, varnish_world, warm_json, write_config
+from warming.sandbox import World
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
 def throttled() -> Iterator[World]:
-    need(varnish_available(), "varnishd is not installed (apt-get install varnish varnish-modules)")
     # Each edge refuses above 15 requests/s while we allow ourselves 60/s: 429s are sure.
-    with start_world(n_edges=2, throttle_rps=15) as w:
+    with varnish_world(n_edges=2, throttle_rps=15) as w:
         yield w
 
 
@@ -52,8 +51,7 @@ def test_pops_answering_429_with_retry_after_still_end_hit(
 
 @pytest.fixture(scope="module")
 def slow_world() -> Iterator[World]:
-    need(varnish_available(), "varnishd is not installed (apt-get install varnish varnish-modules)")
-    with start_world(n_edges=2, latency_s=0.05) as w:
+    with varnish_world(n_edges=2, latency_s=0.05) as w:
         yield w
 
 

@@ -14,11 +14,11 @@ import pytest
 import redis
 from fastapi.testclient import TestClient
 
-from tests.support import SITE, Worker, need, probe, write_config
+from tests.support import SITE, Worker, probe, varnish_world, write_config
 from warming import constants as K
 from warming.cms.standard import sign
 from warming.runtime import Runtime, use
-from warming.sandbox import World, start_world, varnish_available
+from warming.sandbox import World
 from warming.settings import Settings
 from warming.shim import create_app
 
@@ -89,8 +89,7 @@ class Guard:
 
 @pytest.fixture(scope="module")
 def world() -> Iterator[World]:
-    need(varnish_available(), "varnishd is not installed (apt-get install varnish varnish-modules)")
-    with start_world(n_edges=2) as w:
+    with varnish_world(n_edges=2) as w:
         yield w
 
 
