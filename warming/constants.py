@@ -15,8 +15,8 @@ WARM = PREFIX + "batch:{id}:warm"
 RESULTS = PREFIX + "batch:{id}:results"
 # Set: "phase:slice" ids that have been verified; the last one starts the next phase.
 SLICES_DONE = PREFIX + "batch:{id}:slices:{phase}"
-# Integer: how many slices of a phase have been launched; each verified slice launches
-# the next, so at most `batch.slices_in_flight` slices' messages sit in the broker.
+# Set: slices of a phase whose chord has been published. Slice n, once verified, launches
+# slice n + slices_in_flight, so at most that many slices' messages sit in the broker.
 LAUNCHED = PREFIX + "batch:{id}:launched:{phase}"
 # String (SET NX): guards so that a phase starts, and a batch finishes, exactly once
 # even when tasks are redelivered after a crash.

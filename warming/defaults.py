@@ -22,6 +22,10 @@ CONNECT_TIMEOUT_S = 5.0
 # A cold miss renders at the origin; 20 s covers a slow page but stays far below
 # the task's soft time limit so a hung read becomes a clean retry.
 READ_TIMEOUT_S = 20.0
+# A whole request, body included: the read timeout applies per read, so a PoP that
+# drip-feeds a body would otherwise hold a task past the visibility timeout. Celery's
+# time limits cannot catch it under the threads pool (they are prefork-only).
+TOTAL_TIMEOUT_S = 30.0
 # Attempts per (URL, PoP) including the first: enough to ride out a short 429 storm.
 MAX_ATTEMPTS = 5
 # Retry-After beyond this is capped: ETA messages must stay well below the broker's
@@ -38,8 +42,9 @@ PURGE_TIMEOUT_S = 10.0
 VISIBILITY_TIMEOUT_S = 60
 # How often each worker looks for messages a dead worker left unacknowledged.
 RESTORE_INTERVAL_S = 5
-# Hard kill of a stuck task; below the visibility timeout so a task is never running
-# while its message is handed to another worker.
+# Hard kill of a stuck task (prefork only: the threads pool ignores time limits, which
+# is why requests, purges and verifications each keep their own budget too); below the
+# visibility timeout so a task is never running while its message goes to another worker.
 TASK_TIME_LIMIT_S = 50
 # Soft limit: the task records a failure outcome before the hard limit kills it.
 TASK_SOFT_TIME_LIMIT_S = 40

@@ -129,10 +129,21 @@ class PopClient:
         ttfb = time.perf_counter() - t0
         digest = hashlib.sha256()
         size = 0
+        deadline = t0 + self._settings.total_timeout_s
         try:
-            for chunk in resp.raw.stream(_CHUNK, decode_content=False):
+            # read1: what one receive brings, so the deadline is checked between
+            # receives (read(amt) would block until amt bytes or the end of the body).
+            while chunk := resp.raw.read1(_CHUNK, decode_content=False):
                 digest.update(chunk)
                 size += len(chunk)
+                if time.perf_counter() > deadline:
+                    raise RetryLater(
+                        f"body not complete after {self._settings.total_timeout_s:g} s",
+                        url=url,
+                        pop=pop.name,
+                    )
+        except RetryLater:
+            raise
         except Exception as e:  # urllib3/requests raise a wide variety mid-body
             raise RetryLater(f"body read failed: {_describe(e)}", url=url, pop=pop.name) from None
         finally:

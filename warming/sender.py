@@ -30,14 +30,16 @@ def reaches_origin(plan: Plan, pop: str) -> bool:
 
 def send(rt: Runtime, plan: Plan, pair: Pair, max_wait_s: float, *, warming: bool) -> Fetched:
     """GET `pair` at its PoP once every limit grants it; raise Throttled when none does."""
-    grant = rt.prefetch_limiter.acquire(max_wait_s)
-    if not grant.ok:
-        raise Throttled(grant.wait_s)
+    # The PoP's own limit first: when that PoP is saturated, a refusal must not have
+    # burned a slot of the cluster-wide limit that every other PoP shares.
     pop_limit = rt.pop_limiters.get(pair.pop)
     if pop_limit is not None:
         grant = pop_limit.acquire(max_wait_s)
         if not grant.ok:
             raise Throttled(grant.wait_s)
+    grant = rt.prefetch_limiter.acquire(max_wait_s)
+    if not grant.ok:
+        raise Throttled(grant.wait_s)
     origin = rt.origin_limit if warming and reaches_origin(plan, pair.pop) else None
     with origin.hold(max_wait_s) if origin else nullcontext(True) as held:
         if not held:

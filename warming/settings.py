@@ -160,6 +160,7 @@ class LimitsSettings(_Strict):
 class FetchSettings(_Strict):
     connect_timeout_s: float = Field(default=defaults.CONNECT_TIMEOUT_S, gt=0)
     read_timeout_s: float = Field(default=defaults.READ_TIMEOUT_S, gt=0)
+    total_timeout_s: float = Field(default=defaults.TOTAL_TIMEOUT_S, gt=0)
     max_attempts: int = Field(default=defaults.MAX_ATTEMPTS, ge=1, le=20)
     retry_after_cap_s: float = Field(default=defaults.RETRY_AFTER_CAP_S, gt=0)
     backoff_base_s: float = Field(default=defaults.BACKOFF_BASE_S, gt=0)

@@ -134,13 +134,16 @@ class BatchStore:
             added, done, _ = p.execute()
         return bool(added), int(done) >= n_slices
 
-    def next_slice(self, batch_id: str, phase: int, first: int | None = None) -> int:
-        """Claim the next slice number to launch (`first`: set the counter, return it)."""
+    def launched(self, batch_id: str, phase: int, n: int) -> bool:
+        return bool(self.r.sismember(K.LAUNCHED.format(id=batch_id, phase=phase), str(n)))
+
+    def mark_launched(self, batch_id: str, phase: int, n: int) -> None:
+        """Record that slice `n`'s chord was published (set only after it was)."""
         key = K.LAUNCHED.format(id=batch_id, phase=phase)
-        if first is not None:
-            self.r.set(key, first, ex=self.ttl_s * 2)
-            return first
-        return int(self.r.incr(key)) - 1
+        with self.r.pipeline() as p:
+            p.sadd(key, n)
+            p.expire(key, self.ttl_s * 2)
+            p.execute()
 
     def claim(self, batch_id: str, what: str) -> bool:
         """True exactly once per (batch, what), however many tasks ask."""

@@ -108,10 +108,9 @@ def start_phase(rt: Runtime, plan: Plan, phase: int) -> None:
         advance(rt, plan, phase)
         return
     window = min(plan.n_slices(phase), plan.slices_in_flight)
-    rt.store.next_slice(plan.batch_id, phase, first=window)
     if window <= 2:  # small batches: skip a hop, webhook-to-verified latency matters
         for s in range(window):
-            _launch(plan, phase, s)
+            _launch_once(rt, plan, phase, s)
         return
     # One task per slice: the window is published by every worker at once.
     for s in range(window):
@@ -124,8 +123,16 @@ def launch_slice(self: Task, batch_id: str, phase: int, n: int) -> str:
     rt = current()
     if rt.store.is_final(batch_id):
         return "skipped"
-    _launch(rt.store.plan(batch_id), phase, n)
+    _launch_once(rt, rt.store.plan(batch_id), phase, n)
     return "launched"
+
+
+def _launch_once(rt: Runtime, plan: Plan, phase: int, n: int) -> None:
+    """Publish slice `n` unless it already was (a crash between the two may repeat it:
+    a repeated slice costs requests, a skipped one would stall the batch)."""
+    if n < plan.n_slices(phase) and not rt.store.launched(plan.batch_id, phase, n):
+        _launch(plan, phase, n)
+        rt.store.mark_launched(plan.batch_id, phase, n)
 
 
 def _launch(plan: Plan, phase: int, n: int) -> None:
@@ -230,13 +237,17 @@ def verify(self: Task, batch_id: str, phase: int, n: int, start: int = 0) -> str
                 return _continue_verify(batch_id, phase, n, start + i, 1.0)
             for (pair, _), rec in zip(chunk, records, strict=True):
                 store.record_result(batch_id, pair, rec)
-    first_time, phase_done = store.slice_done(batch_id, phase, n, plan.n_slices(phase))
-    if phase_done:
-        advance(rt, plan, phase)
-    elif first_time:
-        nxt = store.next_slice(batch_id, phase)
-        if nxt < plan.n_slices(phase):
-            _launch(plan, phase, nxt)
+    _, phase_done = store.slice_done(batch_id, phase, n, plan.n_slices(phase))
+    try:
+        if phase_done:
+            advance(rt, plan, phase)
+        else:
+            # Slice n hands over to slice n + window: every slice has exactly one
+            # predecessor, and a redelivered verify repeats the hand-over if it was lost.
+            _launch_once(rt, plan, phase, n + plan.slices_in_flight)
+    except Exception as e:  # e.g. Redis briefly away: retry the hand-over, not the slice
+        log.warning("verify %s/%s/%s: hand-over failed (%s), retrying", batch_id, phase, n, e)
+        raise self.retry(countdown=2, kwargs={"start": len(plan.slice(phase, n))}) from None
     return "verified"
 
 

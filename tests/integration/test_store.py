@@ -299,12 +299,14 @@ def test_single_slice_phase(store: BatchStore) -> None:
     assert store.slice_done(f"b-{uuid.uuid4().hex}", 0, 0, 1) == (True, True)
 
 
-def test_next_slice_hands_out_each_number_once(store: BatchStore) -> None:
+def test_launch_markers_are_per_slice_and_per_phase(store: BatchStore) -> None:
     bid = f"b-{uuid.uuid4().hex}"
-    assert store.next_slice(bid, 0, first=3) == 3
-    assert [store.next_slice(bid, 0) for _ in range(4)] == [3, 4, 5, 6]
-    assert store.next_slice(bid, 1, first=1) == 1  # phases count separately
-    assert store.next_slice(bid, 0) == 7
+    assert not store.launched(bid, 0, 3)
+    store.mark_launched(bid, 0, 3)
+    store.mark_launched(bid, 0, 3)  # a repeated hand-over changes nothing
+    assert store.launched(bid, 0, 3)
+    assert not store.launched(bid, 0, 4)
+    assert not store.launched(bid, 1, 3)  # phases are separate
 
 
 def test_claim_is_true_once(store: BatchStore) -> None:
