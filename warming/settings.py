@@ -79,7 +79,6 @@ class SiteSettings(_Strict):
     deny_params: list[str] = Field(default_factory=lambda: list(defaults.DENY_PARAMS))
     strip_params: list[str] = Field(default_factory=lambda: list(defaults.STRIP_PARAMS))
     variants: list[Variant] = Field(default_factory=lambda: [Variant()])
-    sitemap: str | None = None
 
     @field_validator("base_url")
     @classmethod
@@ -127,6 +126,8 @@ class PopSettings(_Strict):
 
 class CdnSettings(_Strict):
     provider: Literal["varnish", "fastly", "cloudflare", "akamai", "cloudfront", "none"] = "varnish"
+    # Account settings for API-based providers (Fastly, Cloudflare...) as they plug into
+    # warming/cdn/; service_id also names the purge limit's account.
     api_token: SecretStr | None = None
     service_id: str | None = None
     zone_id: str | None = None
