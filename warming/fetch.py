@@ -46,17 +46,6 @@ class Fetched:
     retry_after: float | None = None
     headers: Mapping[str, str] = field(default_factory=dict, repr=False)
 
-    def same_payload(self, other: Fetched) -> bool:
-        """True when both carry the same object: equal ETag when both have one, else digest."""
-        if self.etag and other.etag:
-            return _strong(self.etag) == _strong(other.etag)
-        return self.digest == other.digest
-
-
-def _strong(etag: str) -> str:
-    # Varnish weakens an ETag when it gzips on the fly; the object is the same.
-    return etag[2:] if etag.startswith("W/") else etag
-
 
 class _SNIAdapter(HTTPAdapter):
     """HTTPS to a PoP's address, with the site's name as SNI and certificate name."""

@@ -10,7 +10,6 @@ import os
 import re
 import tomllib
 from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -232,10 +231,6 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         toml = TomlConfigSettingsSource(settings_cls, toml_file=_config_path())
         return (init_settings, env_settings, toml)
-
-    @cached_property
-    def pop_by_name(self) -> dict[str, PopSettings]:
-        return {p.name: p for p in self.pops}
 
     def redacted(self) -> dict[str, Any]:
         """A JSON-able view for printing: secrets show as '**********'."""

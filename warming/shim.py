@@ -28,7 +28,7 @@ from warming.cms import Inbound, adapter_for
 from warming.coalesce import Coalescer
 from warming.errors import BrokerUnavailable, WebhookError
 from warming.publish import Selection, WarmRequest, new_batch_id, publish, select
-from warming.routes import expand, priority_of
+from warming.routes import check_routes, expand, priority_of
 from warming.runtime import Runtime, install, use
 from warming.settings import load_settings
 from warming.urls import Dropped
@@ -138,6 +138,7 @@ class Shim:
 
 def create_app(rt: Runtime) -> FastAPI:
     """The ASGI app for `rt`'s settings (installed as this process's runtime)."""
+    check_routes(rt.settings.routes)  # a bad template fails at start, not on a webhook
     install(rt)
     app = FastAPI(
         title="warming webhook shim",

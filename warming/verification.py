@@ -70,6 +70,7 @@ def problem(got: Fetched, warmed: dict[str, Any]) -> str | None:
 
 
 def _strong(etag: str) -> str:
+    # Varnish weakens an ETag when it gzips on the fly; the object is the same.
     return etag[2:] if etag.startswith("W/") else etag
 
 

@@ -280,3 +280,16 @@ def test_openapi_describes_every_route(client: TestClient) -> None:
         spec["paths"]
     )
     assert "413" in spec["paths"]["/webhooks/{adapter}"]["post"]["responses"]
+
+
+def test_a_bad_route_template_stops_the_shim_at_start(world: World) -> None:
+    from warming.errors import ConfigError
+
+    bad = settings_for(
+        "redis://127.0.0.1:6379/15",
+        world.pops(),
+        routes=[{"content_type": "post", "urls": ["/blog/{slug"]}],
+    )
+    with pytest.raises(ConfigError) as info:
+        create_app(Runtime(bad))
+    assert info.value.key == "routes[0].urls[0]"

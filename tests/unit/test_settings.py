@@ -255,4 +255,3 @@ def test_settings_built_in_code_need_no_file(config: Path, monkeypatch: pytest.M
     )
     assert s.site.base_url == "http://a.example"
     assert s.pops[0].url == "http://b"
-    assert s.pop_by_name["p"] is s.pops[0]
