@@ -114,14 +114,7 @@ class Shim:
         self.port = _free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         host_port = ["--host", "127.0.0.1", "--port", str(self.port)]
-        if workers > 1:
-            cmd = [
-                sys.executable, "-m", "uvicorn", "--factory", "--workers", str(workers),
-                "--app-dir", str(ROOT / "bench"), "bench_webhooks:shim_app",
-                "--log-level", "warning", "--no-access-log", *host_port,
-            ]  # fmt: skip
-        else:
-            cmd = [sys.executable, "-m", "warming", "serve", *host_port]
+        cmd = [sys.executable, "-m", "warming", "serve", *host_port, "--workers", str(workers)]
         self.cmd = cmd
         self.pythonpath = pythonpath
         self.log = log

@@ -17,26 +17,36 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import Any
 
 import redis
 
 from warming import constants as K
 
-# ARGV: batch id, window ms, prefix, urls... -> {lead urls}, {url, leader, url, leader...}
-_CLAIM = """
-local lead, follow = {}, {}
-for i = 4, #ARGV do
-  local k = ARGV[3] .. 'url:' .. ARGV[i]
-  local cur = redis.call('GET', k)
-  if not cur then
-    redis.call('SET', k, ARGV[1], 'PX', ARGV[2])
-    table.insert(lead, ARGV[i])
-  else
-    table.insert(follow, ARGV[i])
-    table.insert(follow, cur)
+# claim(a, i): from a[i]: batch id, window ms, coalesce prefix, batch key prefix, n, then n
+# URLs. A URL nobody leads is led by this batch for a window; for the others it returns
+# (url, leader, the leader's state or '', ms left in its window). Also run inside the
+# shim's accept script, so that one round trip claims, records and queues a webhook.
+CLAIM_LUA = """
+local function claim(a, i)
+  local bid, window, prefix, bprefix = a[i], a[i + 1], a[i + 2], a[i + 3]
+  local n = tonumber(a[i + 4])
+  local lead, follow = {}, {}
+  for j = i + 5, i + 4 + n do
+    local k = prefix .. 'url:' .. a[j]
+    local cur = redis.call('GET', k)
+    if not cur then
+      redis.call('SET', k, bid, 'PX', window)
+      lead[#lead + 1] = a[j]
+    else
+      follow[#follow + 1] = a[j]
+      follow[#follow + 1] = cur
+      follow[#follow + 1] = redis.call('HGET', bprefix .. cur, 'state') or ''
+      follow[#follow + 1] = redis.call('PTTL', k)
+    end
   end
+  return lead, follow, i + 5 + n
 end
-return {lead, follow}
 """
 
 # ARGV: leader, candidate trailing id, ttl ms, prefix, urls...
@@ -82,28 +92,43 @@ class Coalescer:
         self.r = r
         self.window_ms = max(1, int(window_s * 1000))
         self.prefix = K.COALESCE.format(key="")
-        self._claim = r.register_script(_CLAIM)
+        self._claim = r.register_script(
+            CLAIM_LUA + "local lead, follow = claim(ARGV, 1)\nreturn {lead, follow}\n"
+        )
         self._trail = r.register_script(_TRAIL)
         self._flush = r.register_script(_FLUSH)
 
+    @property
+    def enabled(self) -> bool:
+        return self.window_ms > 1
+
+    def claim_args(self, batch_id: str, urls: list[str]) -> list[str | int]:
+        """ARGV for CLAIM_LUA; no URLs when coalescing is off (each then leads)."""
+        urls = urls if self.enabled else []
+        return [batch_id, self.window_ms, self.prefix, K.BATCH.format(id=""), len(urls), *urls]
+
     def claim(self, batch_id: str, urls: list[str]) -> Claim:
         """Split `urls` between this webhook's batch, running leaders and trailing batches."""
-        out = Claim()
-        if not urls or self.window_ms <= 1:
-            out.lead = list(urls)
-            return out
-        lead, follow = self._claim(args=[batch_id, self.window_ms, self.prefix, *urls])
-        out.lead = [_s(u) for u in lead]
-        by_leader: dict[str, list[str]] = defaultdict(list)
-        for i in range(0, len(follow), 2):
-            by_leader[_s(follow[i + 1])].append(_s(follow[i]))
-        for leader, group in by_leader.items():
-            if _s(self.r.hget(K.BATCH.format(id=leader), "state") or b"") == "queued":
+        if not self.enabled:
+            return Claim(lead=list(urls))
+        lead, follow = self._claim(args=self.claim_args(batch_id, urls))
+        return self.resolve(batch_id, lead, follow)
+
+    def resolve(self, batch_id: str, lead: list[Any], follow: list[Any]) -> Claim:
+        """The claim of CLAIM_LUA's answer: who carries each URL that another batch leads."""
+        out = Claim(lead=[_s(u) for u in lead])
+        groups: dict[str, list[str]] = defaultdict(list)
+        left_ms: dict[str, int] = {}
+        for i in range(0, len(follow), 4):
+            url, leader, state, ttl = _s(follow[i]), _s(follow[i + 1]), follow[i + 2], follow[i + 3]
+            if _s(state) == "queued":
                 # Its purge has not started: it will purge after this change. Covered.
-                out.carried.update(dict.fromkeys(group, leader))
+                out.carried[url] = leader
                 continue
-            ttl = self.r.pttl(self.prefix + "url:" + group[0])
-            remaining_ms = ttl if ttl and ttl > 0 else 0
+            groups[leader].append(url)
+            left_ms.setdefault(leader, max(0, int(ttl)))
+        for leader, group in groups.items():
+            remaining_ms = left_ms[leader]
             candidate = "t" + batch_id
             t, created = self._trail(
                 args=[leader, candidate, remaining_ms + 60_000, self.prefix, *group]

@@ -12,15 +12,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import redis
-from kombu.exceptions import OperationalError
 
-from warming import constants as K
 from warming.errors import BrokerUnavailable
+from warming.messages import Message, messages
 from warming.plan import Plan
 from warming.runtime import Runtime
 from warming.sources import dedupe
 from warming.tagindex import urls_for
-from warming.urls import Dropped, URLFilter
+from warming.urls import Dropped
 
 
 @dataclass
@@ -44,13 +43,19 @@ class Selection:
     tags: list[str]
 
 
-def select(rt: Runtime, req: WarmRequest) -> Selection:
-    """Filter and normalize everything a request names; tags expand to their URLs."""
-    filt = URLFilter.from_site(rt.settings.site)
+def select(rt: Runtime, req: WarmRequest, tag_urls: list[str] | None = None) -> Selection:
+    """Filter and normalize everything a request names; tags expand to their URLs.
+
+    `tag_urls`: the tags' URLs when the caller already looked them up (the shim does,
+    without blocking its event loop).
+    """
+    filt = rt.url_filter
     ok_urls, dropped = filt.split(req.urls)
     ok_paths, dropped_paths = filt.split(req.paths, paths=True)
     tags = dedupe(t.strip() for t in req.tags if t.strip())
-    ok_tags, dropped_tags = filt.split(urls_for(rt.redis, tags)) if tags else ([], [])
+    if tag_urls is None:
+        tag_urls = urls_for(rt.redis, tags) if tags else []
+    ok_tags, dropped_tags = filt.split(tag_urls) if tag_urls else ([], [])
     return Selection(
         urls=dedupe([*ok_urls, *ok_paths, *ok_tags]),
         dropped=[*dropped, *dropped_paths, *dropped_tags],
@@ -63,43 +68,35 @@ def new_batch_id() -> str:
 
 
 def publish(
-    rt: Runtime, req: WarmRequest, batch_id: str | None = None, selection: Selection | None = None
+    rt: Runtime,
+    req: WarmRequest,
+    batch_id: str | None = None,
+    selection: Selection | None = None,
+    also: Sequence[Message] = (),
 ) -> Plan:
-    """Store the batch and publish its first task; BrokerUnavailable leaves nothing behind.
+    """Store the batch and queue its purge in one step; BrokerUnavailable leaves nothing behind.
 
-    `selection` skips filtering when the caller already did it (the webhook shim).
+    `selection` skips filtering when the caller already did it (the webhook shim);
+    `also` are more messages queued in the same step (coalescing's trailing runs).
     """
     try:
         sel = selection or select(rt, req)
         plan = Plan.build(
             batch_id or new_batch_id(), rt.settings, sel.urls, sel.tags, req.purge, req.priority
         )
-        rt.store.create(plan, req.trigger, [d.as_dict() for d in sel.dropped], req.carried)
+        warm = bool(plan.urls or plan.tags)
+        push = [*([purge_message(plan.batch_id)] if warm else []), *also]
+        rt.store.create(plan, req.trigger, [d.as_dict() for d in sel.dropped], req.carried, push)
     except redis.RedisError as e:
         raise BrokerUnavailable(f"Redis is unreachable: {type(e).__name__}") from None
-    if not plan.urls and not plan.tags:
+    if not warm:
         note = "nothing to warm: no URL passed the filter"
         if req.carried:
             note = "every URL is covered by another batch (coalesced)"
         rt.store.finish(plan.batch_id, "done", note=note)
-        return plan
-    from warming.tasks import purge  # the tasks module pulls in the Celery app
-
-    try:
-        purge.apply_async((plan.batch_id,))
-    except (OperationalError, redis.RedisError, OSError) as e:
-        _forget(rt, plan.batch_id)
-        raise BrokerUnavailable(f"broker is unreachable: {type(e).__name__}") from None
     return plan
 
 
-def _forget(rt: Runtime, batch_id: str) -> None:
-    """Undo `create` after a failed publish, so a refused request leaves no trace."""
-    try:
-        with rt.redis.pipeline() as p:
-            p.delete(K.BATCH.format(id=batch_id))
-            p.zrem(K.ACTIVE, batch_id)
-            p.zrem(K.RECENT, batch_id)
-            p.execute()
-    except redis.RedisError:
-        pass  # Redis is down too; the keys expire on their own
+def purge_message(batch_id: str) -> Message:
+    """A batch's first task: purge, then warm (warming.tasks.purge)."""
+    return messages().build("warming.purge", (batch_id,))

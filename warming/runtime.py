@@ -11,6 +11,7 @@ import threading
 from functools import cached_property
 
 import redis
+import redis.asyncio as aioredis
 
 from warming import defaults
 from warming.adaptive import Governor
@@ -20,6 +21,7 @@ from warming.fetch import PopClient
 from warming.ratelimit import ClusterLimiter, ConcurrencyLimit
 from warming.settings import Rate, Settings, load_settings
 from warming.store import BatchStore
+from warming.urls import URLFilter
 
 
 def redis_client(url: str) -> redis.Redis:
@@ -31,6 +33,17 @@ def redis_client(url: str) -> redis.Redis:
         socket_keepalive=True,
         health_check_interval=25,
         retry_on_timeout=True,
+    )
+
+
+def async_redis_client(url: str) -> aioredis.Redis:
+    """`redis_client` for an event loop (the shim's webhook route)."""
+    return aioredis.Redis.from_url(
+        url,
+        socket_timeout=10,
+        socket_connect_timeout=5,
+        socket_keepalive=True,
+        health_check_interval=25,
     )
 
 
@@ -57,6 +70,11 @@ class Runtime:
     @cached_property
     def store(self) -> BatchStore:
         return BatchStore(self.redis, self.settings.batch.report_ttl_s)
+
+    @cached_property
+    def url_filter(self) -> URLFilter:
+        """The SPEC's URL filter for `site` (built once: settings never change)."""
+        return URLFilter.from_site(self.settings.site)
 
     @cached_property
     def client(self) -> PopClient:
@@ -135,4 +153,4 @@ def current() -> Runtime:
         return _current
 
 
-__all__ = ["Runtime", "current", "defaults", "install", "redis_client", "use"]
+__all__ = ["Runtime", "async_redis_client", "current", "defaults", "install", "redis_client", "use"]

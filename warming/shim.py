@@ -12,25 +12,42 @@ Nothing is published before the request is fully authenticated and understood.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import redis
+import redis.asyncio as aioredis
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from redis.commands.core import AsyncScript
 from starlette.concurrency import run_in_threadpool
 
 from warming import __version__, defaults
 from warming import constants as K
 from warming.cms import Inbound, adapter_for
-from warming.coalesce import Coalescer
+from warming.coalesce import CLAIM_LUA, Coalescer
 from warming.errors import BrokerUnavailable, WebhookError
-from warming.publish import Selection, WarmRequest, new_batch_id, publish, select
+from warming.messages import messages
+from warming.plan import Plan
+from warming.publish import (
+    Selection,
+    WarmRequest,
+    new_batch_id,
+    publish,
+    purge_message,
+    select,
+)
 from warming.routes import check_routes, expand, priority_of
-from warming.runtime import Runtime, install, use
+from warming.runtime import Runtime, async_redis_client, install, use
 from warming.settings import load_settings
+from warming.store import CREATE_LUA
+from warming.tagindex import urls_for_async
 from warming.urls import Dropped
 
 log = logging.getLogger(__name__)
@@ -71,17 +88,66 @@ def _problem(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
+def _s(v: bytes | str) -> str:
+    return v.decode() if isinstance(v, bytes) else v
+
+
+# accept(ARGV): a[1] the webhook-id key or '', a[2] its TTL (s), then CLAIM_LUA's arguments
+# (a[3] is the batch id), then CREATE_LUA's. Answers {0, first batch id} for a redelivery
+# (nothing done); {2, lead, follow} when another batch already leads some URL (the id is
+# kept and the URLs claimed; the caller records the batch); {1} when the batch is
+# recorded and its purge queued. All or nothing: Redis runs a script atomically.
+_ACCEPT = (
+    CLAIM_LUA
+    + CREATE_LUA
+    + """
+if ARGV[1] ~= '' then
+  local first = redis.call('SET', ARGV[1], ARGV[3], 'NX', 'GET', 'EX', ARGV[2])
+  if first then return {0, first} end
+end
+local lead, follow, i = claim(ARGV, 3)
+if #follow > 0 then return {2, lead, follow} end
+create(ARGV, i)
+return {1}
+"""
+)
+
+
+@dataclass
+class Webhook:
+    """An authenticated, understood webhook: what it asks to warm, and who sent it."""
+
+    adapter: str
+    delivery: str | None
+    req: WarmRequest
+    dropped: list[Dropped]  # route templates that rendered to nothing usable
+
+    @property
+    def idempotency_key(self) -> str | None:
+        if not self.delivery:
+            return None
+        return K.WEBHOOK_ID.format(id=f"{self.adapter}:{self.delivery}")
+
+
 class Shim:
-    """The request handling, free of HTTP framework details."""
+    """The request handling, free of HTTP framework details.
+
+    The common case costs one Redis round trip, on the event loop: the accept script
+    checks the webhook-id, claims the URLs for coalescing, records the batch and queues
+    its purge. Only a webhook that coalesces with a running batch takes a second step
+    (in a thread: it may open a trailing batch).
+    """
 
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
         self.secrets = [s.get_secret_value() for s in rt.settings.webhook.secrets]
         self.coalescer = Coalescer(rt.redis, rt.settings.webhook.coalesce_window_s)
+        self._client: tuple[asyncio.AbstractEventLoop, aioredis.Redis, AsyncScript] | None = None
 
-    def handle(
+    def authenticate(
         self, adapter_name: str, path: str, headers: dict[str, str], body: bytes
-    ) -> tuple[int, dict[str, str]]:
+    ) -> Webhook:
+        """Verify and parse a request (WebhookError: 401, 400, 404, 422); no I/O."""
         settings = self.rt.settings
         adapter = adapter_for(adapter_name)
         inbound = Inbound(method="POST", path=path, headers=headers, body=body)
@@ -89,43 +155,78 @@ class Shim:
         change = adapter.parse(inbound)
         paths, tags, dropped_routes = expand(change, settings.routes)
         delivery = adapter.delivery_id(inbound)
-        batch_id = new_batch_id()
-        idem_key = K.WEBHOOK_ID.format(id=f"{adapter_name}:{delivery}") if delivery else None
-        try:
-            if idem_key:
-                first = self.rt.redis.set(
-                    idem_key, batch_id, nx=True, get=True, ex=defaults.WEBHOOK_ID_TTL_S
-                )
-                if first is not None:
-                    bid = first.decode() if isinstance(first, bytes) else str(first)
-                    return 200, {"batch_id": bid, "status_url": f"/batches/{bid}"}
-            req = WarmRequest(
-                urls=change.urls,
-                paths=paths,
-                tags=tags,
-                trigger={
-                    "source": f"webhook:{adapter_name}",
-                    "webhook_id": delivery,
-                    "event": change.event,
-                    "content_type": change.content_type,
-                },
-                priority="bulk" if priority_of(change, settings.routes) == "bulk" else "high",
-            )
-            sel = select(self.rt, req)
-            claim = self.coalescer.claim(batch_id, sel.urls)
-            req.carried = claim.carried
-            dropped = sel.dropped + [Dropped(d["url"], d["reason"]) for d in dropped_routes]
-            publish(self.rt, req, batch_id, Selection(claim.lead, dropped, sel.tags))
-            if claim.new_trailing:
-                from warming.tasks import flush_trailing
+        req = WarmRequest(
+            urls=change.urls,
+            paths=paths,
+            tags=tags,
+            trigger={
+                "source": f"webhook:{adapter_name}",
+                "webhook_id": delivery,
+                "event": change.event,
+                "content_type": change.content_type,
+            },
+            priority="bulk" if priority_of(change, settings.routes) == "bulk" else "high",
+        )
+        dropped = [Dropped(d["url"], d["reason"]) for d in dropped_routes]
+        return Webhook(adapter_name, delivery, req, dropped)
 
-                for trailing, (leader, in_s) in claim.new_trailing.items():
-                    flush_trailing.apply_async((trailing, leader), countdown=in_s)
-        except (BrokerUnavailable, redis.RedisError) as e:
-            if idem_key:
-                self._release(idem_key, batch_id)
-            raise BrokerUnavailable(str(e)) from None
+    async def handle(
+        self, adapter_name: str, path: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, dict[str, str]]:
+        """Authenticate, then accept: (200 redelivery | 202 accepted, the answer's JSON)."""
+        hook = self.authenticate(adapter_name, path, headers, body)
+        rt, req = self.rt, hook.req
+        r, accept = self._redis()
+        batch_id = new_batch_id()
+        try:
+            tags = [t.strip() for t in req.tags if t.strip()]
+            sel = select(rt, req, await urls_for_async(r, tags) if tags else [])
+            dropped = sel.dropped + hook.dropped
+            plan = Plan.build(batch_id, rt.settings, sel.urls, sel.tags, req.purge, req.priority)
+            push = [purge_message(batch_id)] if plan.urls or plan.tags else []
+            record = rt.store.create_args(
+                plan, req.trigger, [d.as_dict() for d in dropped], None, push
+            )
+            args = [
+                hook.idempotency_key or "",
+                defaults.WEBHOOK_ID_TTL_S,
+                *self.coalescer.claim_args(batch_id, sel.urls),
+                *record,
+            ]
+            got = await accept(args=args)
+        except redis.RedisError as e:
+            # The script is atomic: failing, it did nothing (or all, if only its answer
+            # was lost; the CMS's retry then gets the first batch's id).
+            raise BrokerUnavailable(f"Redis is unreachable: {type(e).__name__}") from None
+        if got[0] == 0:
+            first = _s(got[1])
+            return 200, {"batch_id": first, "status_url": f"/batches/{first}"}
+        if got[0] == 2:
+            sel = Selection(sel.urls, dropped, sel.tags)
+            await run_in_threadpool(self._coalesced, hook, batch_id, sel, got[1], got[2])
+        elif not push:
+            await run_in_threadpool(
+                rt.store.finish, batch_id, "done", note="nothing to warm: no URL passed the filter"
+            )
         return 202, {"batch_id": batch_id, "status_url": f"/batches/{batch_id}"}
+
+    def _coalesced(
+        self, hook: Webhook, batch_id: str, sel: Selection, lead: list[Any], follow: list[Any]
+    ) -> None:
+        """Record a batch some of whose URLs other batches cover, opening trailing runs."""
+        key = hook.idempotency_key
+        try:
+            claim = self.coalescer.resolve(batch_id, lead, follow)
+            hook.req.carried = claim.carried
+            also = [
+                messages().build("warming.flush_trailing", (trailing, leader), countdown=in_s)
+                for trailing, (leader, in_s) in claim.new_trailing.items()
+            ]
+            publish(self.rt, hook.req, batch_id, Selection(claim.lead, sel.dropped, sel.tags), also)
+        except (BrokerUnavailable, redis.RedisError) as e:
+            if key:
+                self._release(key, batch_id)
+            raise BrokerUnavailable(str(e)) from None
 
     def _release(self, key: str, batch_id: str) -> None:
         """Forget a webhook-id we failed to act on, so the CMS's retry is not a 'duplicate'."""
@@ -135,17 +236,37 @@ class Shim:
         except redis.RedisError:
             pass  # the key expires; until then a retry would be answered 200 wrongly
 
+    def _redis(self) -> tuple[aioredis.Redis, AsyncScript]:
+        """This event loop's asyncio client (a client must not outlive its loop)."""
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._client[0] is not loop:
+            client = async_redis_client(self.rt.broker_url)
+            self._client = (loop, client, client.register_script(_ACCEPT))
+        return self._client[1], self._client[2]
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client[1].aclose()
+            self._client = None
+
 
 def create_app(rt: Runtime) -> FastAPI:
     """The ASGI app for `rt`'s settings (installed as this process's runtime)."""
     check_routes(rt.settings.routes)  # a bad template fails at start, not on a webhook
     install(rt)
+    shim = Shim(rt)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        await shim.close()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="warming webhook shim",
         version=__version__,
         description="Signed CMS webhooks become purge-then-warm batches.",
     )
-    shim = Shim(rt)
     max_body = rt.settings.webhook.max_body_bytes
 
     @app.post(
@@ -172,9 +293,7 @@ def create_app(rt: Runtime) -> FastAPI:
                 return _problem(413, f"body over {max_body} bytes")
         headers = {k.lower(): v for k, v in request.headers.items()}
         try:
-            status, answer = await run_in_threadpool(
-                shim.handle, adapter, request.url.path, headers, bytes(body)
-            )
+            status, answer = await shim.handle(adapter, request.url.path, headers, bytes(body))
         except WebhookError as e:
             return _problem(e.status, e.message)
         except BrokerUnavailable:

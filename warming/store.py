@@ -11,12 +11,14 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 import redis
 
 from warming import constants as K
+from warming.messages import Message
 from warming.plan import Pair, Plan
 
 State = Literal["queued", "purging", "warming", "verifying", "done", "failed"]
@@ -38,6 +40,7 @@ class BatchStore:
     def __init__(self, r: redis.Redis, ttl_s: int) -> None:
         self.r = r
         self.ttl_s = ttl_s
+        self._create = r.register_script(CREATE_LUA + "create(ARGV, 1)\n")
 
     # -- creation -------------------------------------------------------------
 
@@ -47,24 +50,45 @@ class BatchStore:
         trigger: dict[str, Any],
         dropped: list[dict[str, str]],
         carried: dict[str, str] | None = None,
+        push: Sequence[Message] = (),
     ) -> None:
+        """Record the batch and queue `push` (its first tasks) in one atomic step."""
+        self._create(args=self.create_args(plan, trigger, dropped, carried, push))
+
+    def create_args(
+        self,
+        plan: Plan,
+        trigger: dict[str, Any],
+        dropped: list[dict[str, str]],
+        carried: dict[str, str] | None = None,
+        push: Sequence[Message] = (),
+    ) -> list[str | int]:
+        """ARGV for CREATE_LUA (also run inside the shim's accept script)."""
         bid = plan.batch_id
-        keep = self._keep_s(plan)
-        fields: dict[Any, Any] = {
-            "state": "queued",
-            "plan": plan.to_json(),
-            "trigger": json.dumps(trigger),
-            "dropped": json.dumps(dropped),
-            "started_at": repr(plan.created_at),
-        }
+        fields = [
+            "state", "queued",
+            "plan", plan.to_json(),
+            "trigger", json.dumps(trigger),
+            "dropped", json.dumps(dropped),
+            "started_at", repr(plan.created_at),
+        ]  # fmt: skip
         if carried:
-            fields["carried_by"] = json.dumps(carried)
-        with self.r.pipeline() as p:
-            p.hset(K.BATCH.format(id=bid), mapping=fields)
-            p.expire(K.BATCH.format(id=bid), keep)
-            p.zadd(K.ACTIVE, {bid: plan.deadline})
-            p.zadd(K.RECENT, {bid: plan.created_at})
-            p.execute()
+            fields += ["carried_by", json.dumps(carried)]
+        args: list[str | int] = [
+            bid,
+            K.BATCH.format(id=bid),
+            self._keep_s(plan),
+            K.ACTIVE,
+            repr(plan.deadline),
+            K.RECENT,
+            repr(plan.created_at),
+            len(fields),
+            *fields,
+            len(push),
+        ]
+        for m in push:
+            args += [m.queue, m.payload]
+        return args
 
     def _keep_s(self, plan: Plan) -> int:
         # Until the deadline plus the report TTL: a batch that every worker abandoned
@@ -263,6 +287,25 @@ class BatchStore:
             report["note"] = b["note"]
         return report
 
+
+# create(a, i): record a batch and push its messages. From a[i]: batch id, batch key,
+# keep seconds, active key, deadline, recent key, created at, n, n hash field/value
+# strings, m, then m (list, payload) pairs. Returns the index after its arguments.
+CREATE_LUA = """
+local function create(a, i)
+  local bid, key = a[i], a[i + 1]
+  local nf = tonumber(a[i + 7])
+  local f = i + 8
+  redis.call('HSET', key, unpack(a, f, f + nf - 1))
+  redis.call('EXPIRE', key, a[i + 2])
+  redis.call('ZADD', a[i + 3], a[i + 4], bid)
+  redis.call('ZADD', a[i + 5], a[i + 6], bid)
+  local m = tonumber(a[f + nf])
+  local p = f + nf + 1
+  for j = 0, m - 1 do redis.call('LPUSH', a[p + 2 * j], a[p + 2 * j + 1]) end
+  return p + 2 * m
+end
+"""
 
 _SET_STATE = """
 local cur = redis.call('HGET', KEYS[1], 'state')

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import redis
+import redis.asyncio as aioredis
 
 from warming import constants as K
 from warming import defaults
@@ -34,7 +35,14 @@ def record_tags(r: redis.Redis, url: str, keys: Iterable[str]) -> None:
 def urls_for(r: redis.Redis, tags: Iterable[str]) -> list[str]:
     """The URLs last seen carrying any of `tags`, sorted."""
     keys = [K.TAG.format(key=t) for t in tags]
-    if not keys:
-        return []
-    members = r.sunion(keys)
+    return _sorted(r.sunion(keys)) if keys else []
+
+
+async def urls_for_async(r: aioredis.Redis, tags: Iterable[str]) -> list[str]:
+    """`urls_for` on an asyncio client (the shim's event loop)."""
+    keys = [K.TAG.format(key=t) for t in tags]
+    return _sorted(await r.sunion(keys)) if keys else []
+
+
+def _sorted(members: Iterable[bytes | str]) -> list[str]:
     return sorted(m.decode() if isinstance(m, bytes) else str(m) for m in members)

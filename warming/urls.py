@@ -179,8 +179,9 @@ class URLFilter:
         if parts.path.startswith("//"):
             # Used as a relative reference elsewhere, "//x/..." would name host x.
             raise RejectedURL(raw, f"path {parts.path} starts with //")
+        readings = _path_readings(parts.path) if self._deny_paths else set()
         for shown, rule in self._deny_paths:
-            if _path_denied(parts.path, rule):
+            if _path_denied(readings, rule):
                 reason = f"path {parts.path} is denied by site.deny_paths ({shown})"
                 raise RejectedURL(raw, reason)
         for param in (p for piece in parts.params for p in re.split("[;&]", piece)):
@@ -351,15 +352,22 @@ def _readings(path: str) -> tuple[str, str]:
     return merged_first.lower(), re.sub("/+", "/", _remove_dot_segments(path)).lower()
 
 
-def _path_denied(path: str, rule: str) -> bool:
-    """Whether `rule` is a segment-boundary prefix of any reading of any decoding of `path`."""
+def _path_readings(path: str) -> set[str]:
+    """Every reading of every decoding of `path` that a lenient server might route."""
+    out: set[str] = set()
     form = path
     for _ in range(DENY_DECODE_ROUNDS + 1):
-        for reading in _readings(form):
-            if reading == rule or reading.startswith((rule + "/", rule + ";")):
-                return True
-        form = unquote(form)
-    return False
+        out.update(_readings(form))
+        decoded = unquote(form)
+        if decoded == form:
+            break
+        form = decoded
+    return out
+
+
+def _path_denied(readings: set[str], rule: str) -> bool:
+    """Whether `rule` is a segment-boundary prefix of any of a path's `readings`."""
+    return any(r == rule or r.startswith((rule + "/", rule + ";")) for r in readings)
 
 
 def _param_names(key: str) -> set[str]:
