@@ -16,12 +16,14 @@ trailing batch any more (it was just flushed) leads a batch of its own.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import redis
 
 from warming import constants as K
+from warming.messages import Message, messages
 
 # claim(a, i): from a[i]: batch id, window ms, coalesce prefix, batch key prefix, n, then n
 # URLs. A URL nobody leads is led by this batch for a window; for the others it returns
@@ -49,20 +51,31 @@ local function claim(a, i)
 end
 """
 
-# ARGV: leader, candidate trailing id, ttl ms, prefix, urls...
-# -> {trailing id, created (1/0)} or {false, 0} when that trailing batch already flushed.
+# ARGV: leader, candidate trailing id, ttl ms, prefix, ms until due, queue, flush message,
+# urls... -> {trailing id, created (1/0)}, or {false, 0} when that trailing batch already
+# flushed. A trailing batch is created together with its flush message, so none is ever
+# created that nothing will publish; the task waits out the `due:` key, then publishes.
 _TRAIL = """
-local tk = ARGV[4] .. 'trail:' .. ARGV[1]
+local p = ARGV[4]
+local tk = p .. 'trail:' .. ARGV[1]
 local t = redis.call('GET', tk)
 local created = 0
 if not t then
   t = ARGV[2]
   redis.call('SET', tk, t, 'PX', ARGV[3])
-  created = 1
+  local due = tonumber(ARGV[5])
+  -- One webhook whose URLs follow several leaders opens one trailing batch for all.
+  if redis.call('SET', p .. 'leader:' .. t, ARGV[1], 'NX', 'PX', ARGV[3]) then
+    if due > 0 then redis.call('SET', p .. 'due:' .. t, '1', 'PX', due) end
+    redis.call('LPUSH', ARGV[6], ARGV[7])
+    created = 1
+  elseif due > redis.call('PTTL', p .. 'due:' .. t) then
+    redis.call('SET', p .. 'due:' .. t, '1', 'PX', due)
+  end
 end
-if redis.call('EXISTS', ARGV[4] .. 'flushed:' .. t) == 1 then return {false, 0} end
-local uk = ARGV[4] .. 'urls:' .. t
-for i = 5, #ARGV do redis.call('SADD', uk, ARGV[i]) end
+if redis.call('EXISTS', p .. 'flushed:' .. t) == 1 then return {false, 0} end
+local uk = p .. 'urls:' .. t
+for i = 8, #ARGV do redis.call('SADD', uk, ARGV[i]) end
 redis.call('PEXPIRE', uk, ARGV[3])
 return {t, created}
 """
@@ -87,9 +100,21 @@ class Claim:
     new_trailing: dict[str, tuple[str, float]] = field(default_factory=dict)
 
 
+def _flush_message(trailing_id: str) -> Message:
+    return messages().build("warming.flush_trailing", (trailing_id,))
+
+
 class Coalescer:
-    def __init__(self, r: redis.Redis, window_s: float) -> None:
+    """`flush_message(trailing id)`: the message that publishes a trailing batch when due."""
+
+    def __init__(
+        self,
+        r: redis.Redis,
+        window_s: float,
+        flush_message: Callable[[str], Message] = _flush_message,
+    ) -> None:
         self.r = r
+        self.flush_message = flush_message
         self.window_ms = max(1, int(window_s * 1000))
         self.prefix = K.COALESCE.format(key="")
         self._claim = r.register_script(
@@ -127,11 +152,23 @@ class Coalescer:
                 continue
             groups[leader].append(url)
             left_ms.setdefault(leader, max(0, int(ttl)))
+        flush: Message | None = None
         for leader, group in groups.items():
             remaining_ms = left_ms[leader]
             candidate = "t" + batch_id
+            if flush is None:
+                flush = self.flush_message(candidate)
             t, created = self._trail(
-                args=[leader, candidate, remaining_ms + 60_000, self.prefix, *group]
+                args=[
+                    leader,
+                    candidate,
+                    remaining_ms + 60_000,
+                    self.prefix,
+                    remaining_ms,
+                    flush.queue,
+                    flush.payload,
+                    *group,
+                ]
             )
             if not t:  # just flushed: lead a run of our own rather than drop anything
                 out.lead += group
@@ -140,6 +177,14 @@ class Coalescer:
             if created:
                 out.new_trailing[_s(t)] = (leader, remaining_ms / 1000)
         return out
+
+    def wait_s(self, trailing_id: str) -> float:
+        """Seconds until a trailing batch is due (its leader's window ends); 0 when due."""
+        ms = self.r.pttl(self.prefix + "due:" + trailing_id)
+        return max(0, int(ms)) / 1000
+
+    def leader_of(self, trailing_id: str) -> str:
+        return _s(self.r.get(self.prefix + "leader:" + trailing_id) or b"")
 
     def flush(self, trailing_id: str) -> list[str]:
         """Close a trailing batch to newcomers and return its URLs."""

@@ -84,17 +84,22 @@ def publish(
         plan = Plan.build(
             batch_id or new_batch_id(), rt.settings, sel.urls, sel.tags, req.purge, req.priority
         )
-        warm = bool(plan.urls or plan.tags)
-        push = [*([purge_message(plan.batch_id)] if warm else []), *also]
-        rt.store.create(plan, req.trigger, [d.as_dict() for d in sel.dropped], req.carried, push)
+        note = nothing_to_warm(plan, req.carried)
+        push = [*([] if note else [purge_message(plan.batch_id)]), *also]
+        dropped = [d.as_dict() for d in sel.dropped]
+        rt.store.create(plan, req.trigger, dropped, req.carried, push, done_note=note)
     except redis.RedisError as e:
         raise BrokerUnavailable(f"Redis is unreachable: {type(e).__name__}") from None
-    if not warm:
-        note = "nothing to warm: no URL passed the filter"
-        if req.carried:
-            note = "every URL is covered by another batch (coalesced)"
-        rt.store.finish(plan.batch_id, "done", note=note)
     return plan
+
+
+def nothing_to_warm(plan: Plan, carried: dict[str, str]) -> str | None:
+    """Why a batch has no work (it is then recorded finished), or None."""
+    if plan.urls or plan.tags:
+        return None
+    if carried:
+        return "every URL is covered by another batch (coalesced)"
+    return "nothing to warm: no URL passed the filter"
 
 
 def purge_message(batch_id: str) -> Message:

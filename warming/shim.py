@@ -33,13 +33,12 @@ from warming import constants as K
 from warming.cms import Inbound, adapter_for
 from warming.coalesce import CLAIM_LUA, Coalescer
 from warming.errors import BrokerUnavailable, WebhookError
-from warming.messages import messages
 from warming.plan import Plan
 from warming.publish import (
     Selection,
     WarmRequest,
     new_batch_id,
-    publish,
+    nothing_to_warm,
     purge_message,
     select,
 )
@@ -92,21 +91,36 @@ def _s(v: bytes | str) -> str:
     return v.decode() if isinstance(v, bytes) else v
 
 
-# accept(ARGV): a[1] the webhook-id key or '', a[2] its TTL (s), then CLAIM_LUA's arguments
-# (a[3] is the batch id), then CREATE_LUA's. Answers {0, first batch id} for a redelivery
-# (nothing done); {2, lead, follow} when another batch already leads some URL (the id is
-# kept and the URLs claimed; the caller records the batch); {1} when the batch is
-# recorded and its purge queued. All or nothing: Redis runs a script atomically.
-_ACCEPT = (
-    CLAIM_LUA
-    + CREATE_LUA
+# record(ARGV): a[1] the webhook-id key or '', a[2] its TTL (s), then CREATE_LUA's arguments.
+# -> {0, first batch id} for a redelivery (nothing done), or {1}: recorded and queued.
+_RECORD = (
+    CREATE_LUA
     + """
 if ARGV[1] ~= '' then
   local first = redis.call('SET', ARGV[1], ARGV[3], 'NX', 'GET', 'EX', ARGV[2])
   if first then return {0, first} end
 end
+create(ARGV, 3)
+return {1}
+"""
+)
+
+# accept(ARGV): a[1], a[2] as above, then CLAIM_LUA's arguments (a[3] is the batch id), then
+# CREATE_LUA's. {0, first batch id} for a redelivery; {2, lead, follow} when another batch
+# leads some URL: the caller settles those and records the batch with `_RECORD` (URLs
+# claimed, nothing recorded yet); {1} when the batch is recorded and its purge queued.
+# All or nothing: Redis runs a script atomically.
+_ACCEPT = (
+    CLAIM_LUA
+    + CREATE_LUA
+    + """
+if ARGV[1] ~= '' then
+  local first = redis.call('GET', ARGV[1])
+  if first then return {0, first} end
+end
 local lead, follow, i = claim(ARGV, 3)
 if #follow > 0 then return {2, lead, follow} end
+if ARGV[1] ~= '' then redis.call('SET', ARGV[1], ARGV[3], 'EX', ARGV[2]) end
 create(ARGV, i)
 return {1}
 """
@@ -142,6 +156,7 @@ class Shim:
         self.rt = rt
         self.secrets = [s.get_secret_value() for s in rt.settings.webhook.secrets]
         self.coalescer = Coalescer(rt.redis, rt.settings.webhook.coalesce_window_s)
+        self._record = rt.redis.register_script(_RECORD)
         self._client: tuple[asyncio.AbstractEventLoop, aioredis.Redis, AsyncScript] | None = None
 
     def authenticate(
@@ -181,60 +196,53 @@ class Shim:
         try:
             tags = [t.strip() for t in req.tags if t.strip()]
             sel = select(rt, req, await urls_for_async(r, tags) if tags else [])
-            dropped = sel.dropped + hook.dropped
-            plan = Plan.build(batch_id, rt.settings, sel.urls, sel.tags, req.purge, req.priority)
-            push = [purge_message(batch_id)] if plan.urls or plan.tags else []
-            record = rt.store.create_args(
-                plan, req.trigger, [d.as_dict() for d in dropped], None, push
-            )
+            sel = Selection(sel.urls, sel.dropped + hook.dropped, sel.tags)
             args = [
                 hook.idempotency_key or "",
                 defaults.WEBHOOK_ID_TTL_S,
                 *self.coalescer.claim_args(batch_id, sel.urls),
-                *record,
+                *self._record_args(hook, batch_id, sel, {}),
             ]
             got = await accept(args=args)
+            if got[0] == 2:
+                got = await run_in_threadpool(self._coalesced, hook, batch_id, sel, got[1], got[2])
         except redis.RedisError as e:
-            # The script is atomic: failing, it did nothing (or all, if only its answer
+            # Each script is atomic: failing, it did nothing (or all, if only its answer
             # was lost; the CMS's retry then gets the first batch's id).
             raise BrokerUnavailable(f"Redis is unreachable: {type(e).__name__}") from None
         if got[0] == 0:
-            first = _s(got[1])
-            return 200, {"batch_id": first, "status_url": f"/batches/{first}"}
-        if got[0] == 2:
-            sel = Selection(sel.urls, dropped, sel.tags)
-            await run_in_threadpool(self._coalesced, hook, batch_id, sel, got[1], got[2])
-        elif not push:
-            await run_in_threadpool(
-                rt.store.finish, batch_id, "done", note="nothing to warm: no URL passed the filter"
-            )
-        return 202, {"batch_id": batch_id, "status_url": f"/batches/{batch_id}"}
+            batch_id = _s(got[1])
+        answer = {"batch_id": batch_id, "status_url": f"/batches/{batch_id}"}
+        return (200 if got[0] == 0 else 202), answer
+
+    def _record_args(
+        self, hook: Webhook, batch_id: str, sel: Selection, carried: dict[str, str]
+    ) -> list[str | int]:
+        """CREATE_LUA's arguments for this webhook's batch of `sel`'s URLs."""
+        req = hook.req
+        plan = Plan.build(batch_id, self.rt.settings, sel.urls, sel.tags, req.purge, req.priority)
+        note = nothing_to_warm(plan, carried)
+        push = [] if note else [purge_message(batch_id)]
+        dropped = [d.as_dict() for d in sel.dropped]
+        return self.rt.store.create_args(plan, req.trigger, dropped, carried, push, note)
 
     def _coalesced(
         self, hook: Webhook, batch_id: str, sel: Selection, lead: list[Any], follow: list[Any]
-    ) -> None:
-        """Record a batch some of whose URLs other batches cover, opening trailing runs."""
-        key = hook.idempotency_key
-        try:
-            claim = self.coalescer.resolve(batch_id, lead, follow)
-            hook.req.carried = claim.carried
-            also = [
-                messages().build("warming.flush_trailing", (trailing, leader), countdown=in_s)
-                for trailing, (leader, in_s) in claim.new_trailing.items()
-            ]
-            publish(self.rt, hook.req, batch_id, Selection(claim.lead, sel.dropped, sel.tags), also)
-        except (BrokerUnavailable, redis.RedisError) as e:
-            if key:
-                self._release(key, batch_id)
-            raise BrokerUnavailable(str(e)) from None
+    ) -> list[Any]:
+        """Settle the URLs other batches lead (carried, or a trailing run), then record.
 
-    def _release(self, key: str, batch_id: str) -> None:
-        """Forget a webhook-id we failed to act on, so the CMS's retry is not a 'duplicate'."""
-        try:
-            if self.rt.redis.get(key) in (batch_id, batch_id.encode()):
-                self.rt.redis.delete(key)
-        except redis.RedisError:
-            pass  # the key expires; until then a retry would be answered 200 wrongly
+        The webhook-id is taken only with the record, in one script: if anything before
+        fails, the CMS's retry starts afresh and finds these URLs claimed, which routes
+        them to a trailing run, queued in the same step that creates it.
+        """
+        claim = self.coalescer.resolve(batch_id, lead, follow)
+        mine = Selection(claim.lead, sel.dropped, sel.tags)
+        args = [
+            hook.idempotency_key or "",
+            defaults.WEBHOOK_ID_TTL_S,
+            *self._record_args(hook, batch_id, mine, claim.carried),
+        ]
+        return list(self._record(args=args))
 
     def _redis(self) -> tuple[aioredis.Redis, AsyncScript]:
         """This event loop's asyncio client (a client must not outlive its loop)."""
@@ -267,6 +275,7 @@ def create_app(rt: Runtime) -> FastAPI:
         version=__version__,
         description="Signed CMS webhooks become purge-then-warm batches.",
     )
+    app.state.shim = shim
     max_body = rt.settings.webhook.max_body_bytes
 
     @app.post(

@@ -51,9 +51,10 @@ class BatchStore:
         dropped: list[dict[str, str]],
         carried: dict[str, str] | None = None,
         push: Sequence[Message] = (),
+        done_note: str | None = None,
     ) -> None:
         """Record the batch and queue `push` (its first tasks) in one atomic step."""
-        self._create(args=self.create_args(plan, trigger, dropped, carried, push))
+        self._create(args=self.create_args(plan, trigger, dropped, carried, push, done_note))
 
     def create_args(
         self,
@@ -62,11 +63,15 @@ class BatchStore:
         dropped: list[dict[str, str]],
         carried: dict[str, str] | None = None,
         push: Sequence[Message] = (),
+        done_note: str | None = None,
     ) -> list[str | int]:
-        """ARGV for CREATE_LUA (also run inside the shim's accept script)."""
+        """ARGV for CREATE_LUA (also run inside the shim's scripts).
+
+        `done_note`: the batch has nothing to warm, so it is recorded finished, saying why.
+        """
         bid = plan.batch_id
         fields = [
-            "state", "queued",
+            "state", "queued" if done_note is None else "done",
             "plan", plan.to_json(),
             "trigger", json.dumps(trigger),
             "dropped", json.dumps(dropped),
@@ -74,12 +79,14 @@ class BatchStore:
         ]  # fmt: skip
         if carried:
             fields += ["carried_by", json.dumps(carried)]
+        if done_note is not None:
+            fields += ["finished_at", repr(time.time()), "counts", "{}", "note", done_note]
         args: list[str | int] = [
             bid,
             K.BATCH.format(id=bid),
-            self._keep_s(plan),
+            self._keep_s(plan) if done_note is None else self.ttl_s,
             K.ACTIVE,
-            repr(plan.deadline),
+            repr(plan.deadline) if done_note is None else "",  # a finished batch is not active
             K.RECENT,
             repr(plan.created_at),
             len(fields),
@@ -289,8 +296,9 @@ class BatchStore:
 
 
 # create(a, i): record a batch and push its messages. From a[i]: batch id, batch key,
-# keep seconds, active key, deadline, recent key, created at, n, n hash field/value
-# strings, m, then m (list, payload) pairs. Returns the index after its arguments.
+# keep seconds, active key, deadline ('' for a batch recorded finished), recent key,
+# created at, n, n hash field/value strings, m, then m (list, payload) pairs. Returns
+# the index after its arguments.
 CREATE_LUA = """
 local function create(a, i)
   local bid, key = a[i], a[i + 1]
@@ -298,7 +306,7 @@ local function create(a, i)
   local f = i + 8
   redis.call('HSET', key, unpack(a, f, f + nf - 1))
   redis.call('EXPIRE', key, a[i + 2])
-  redis.call('ZADD', a[i + 3], a[i + 4], bid)
+  if a[i + 4] ~= '' then redis.call('ZADD', a[i + 3], a[i + 4], bid) end
   redis.call('ZADD', a[i + 5], a[i + 6], bid)
   local m = tonumber(a[f + nf])
   local p = f + nf + 1

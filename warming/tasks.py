@@ -280,18 +280,24 @@ def _delay(rt: Runtime, retry_after: float | None, attempt: int) -> float:
 
 
 @app.task(name="warming.flush_trailing", ignore_result=True, **_COMMON)
-def flush_trailing(self: Task, trailing_id: str, leader: str) -> str:
-    """Publish the trailing batch of a coalescing window (changes seen mid-run)."""
+def flush_trailing(self: Task, trailing_id: str, leader: str = "") -> str:
+    """Publish the trailing batch of a coalescing window (changes seen mid-run), when due."""
     from warming.coalesce import Coalescer
     from warming.publish import WarmRequest, publish
 
     rt = current()
     coalescer = Coalescer(rt.redis, rt.settings.webhook.coalesce_window_s)
+    wait_s = coalescer.wait_s(trailing_id)
+    if wait_s > 0:  # its leader's window is still open: more changes may join
+        raise self.retry(countdown=_cap(wait_s))
     urls = coalescer.flush(trailing_id)
     if not urls:
         return "empty"
     if rt.store.state(trailing_id) is None:
         coalescer.lead(trailing_id, urls)
-        trigger = {"source": "webhook:coalesced", "trailing_for": leader}
+        trigger = {
+            "source": "webhook:coalesced",
+            "trailing_for": leader or coalescer.leader_of(trailing_id),
+        }
         publish(rt, WarmRequest(urls=urls, trigger=trigger), batch_id=trailing_id)
     return "published"

@@ -12,6 +12,7 @@ import redis
 from warming import constants as K
 from warming.adaptive import DOWN_5XX, DOWN_429, DOWN_SLOW, UP_STEP, Governor
 from warming.coalesce import Coalescer
+from warming.messages import Message
 from warming.ratelimit import ClusterLimiter
 from warming.settings import Rate
 
@@ -25,6 +26,18 @@ def r(redis_url: str) -> Iterator[redis.Redis]:
     client = redis.Redis.from_url(redis_url, socket_timeout=5)
     yield client
     client.close()
+
+
+FLUSH_QUEUE = "test.coalesce.flush"
+
+
+def coalescer(r: redis.Redis, window_s: float) -> Coalescer:
+    """A coalescer whose trailing-batch messages land in FLUSH_QUEUE: payload = batch id."""
+    return Coalescer(r, window_s, flush_message=lambda t: Message(FLUSH_QUEUE, t, "id-" + t))
+
+
+def flushes(r: redis.Redis) -> list[str]:
+    return [m.decode() for m in r.lrange(FLUSH_QUEUE, 0, -1)]
 
 
 def url() -> str:
@@ -43,7 +56,7 @@ def set_state(r: redis.Redis, batch_id: str, state: str) -> None:
 
 
 def test_first_claim_leads(r: redis.Redis) -> None:
-    c = Coalescer(r, window_s=5)
+    c = coalescer(r, window_s=5)
     u1, u2 = url(), url()
     got = c.claim("A-" + bid(), [u1, u2])
     assert got.lead == [u1, u2]
@@ -51,7 +64,7 @@ def test_first_claim_leads(r: redis.Redis) -> None:
 
 
 def test_repeat_while_leader_is_queued_is_carried_by_it(r: redis.Redis) -> None:
-    c = Coalescer(r, window_s=5)
+    c = coalescer(r, window_s=5)
     a, b, u, fresh = bid(), bid(), url(), url()
     assert c.claim(a, [u]).lead == [u]
     set_state(r, a, "queued")
@@ -62,7 +75,7 @@ def test_repeat_while_leader_is_queued_is_carried_by_it(r: redis.Redis) -> None:
 
 
 def test_repeat_while_leader_purges_joins_one_trailing_batch(r: redis.Redis) -> None:
-    c = Coalescer(r, window_s=5)
+    c = coalescer(r, window_s=5)
     a, u, u2 = bid(), url(), url()
     assert c.claim(a, [u, u2]).lead == [u, u2]
     set_state(r, a, "purging")
@@ -76,6 +89,10 @@ def test_repeat_while_leader_purges_joins_one_trailing_batch(r: redis.Redis) -> 
     leader, wait_s = first.new_trailing[trailing]
     assert leader == a
     assert 4.0 < wait_s <= 5.0, "publishes when the leader's window ends"
+    # Created together with the message that will publish it, which waits until then.
+    assert flushes(r).count(trailing) == 1
+    assert 4.0 < c.wait_s(trailing) <= 5.0
+    assert c.leader_of(trailing) == a
 
     second = c.claim(c2, [u])
     third = c.claim(c3, [u2, u])
@@ -83,12 +100,30 @@ def test_repeat_while_leader_purges_joins_one_trailing_batch(r: redis.Redis) -> 
     assert third.carried == {u2: trailing, u: trailing}
     assert second.new_trailing == {} and third.new_trailing == {}
     assert second.lead == [] and third.lead == []
+    assert flushes(r).count(trailing) == 1, "one trailing batch, one message"
 
     assert c.flush(trailing) == sorted([u, u2])
 
 
+def test_urls_of_two_running_leaders_share_one_trailing_batch_and_message(
+    r: redis.Redis,
+) -> None:
+    c = coalescer(r, window_s=5)
+    a, b, ua, ub = bid(), bid(), url(), url()
+    c.claim(a, [ua])
+    c.claim(b, [ub])
+    set_state(r, a, "purging")
+    set_state(r, b, "warming")
+    got = c.claim(bid(), [ua, ub])
+    assert len(set(got.carried.values())) == 1
+    trailing = got.carried[ua]
+    assert list(got.new_trailing) == [trailing]
+    assert flushes(r).count(trailing) == 1
+    assert c.flush(trailing) == sorted([ua, ub])
+
+
 def test_claim_after_the_trailing_batch_flushed_leads_its_own_run(r: redis.Redis) -> None:
-    c = Coalescer(r, window_s=5)
+    c = coalescer(r, window_s=5)
     a, u = bid(), url()
     c.claim(a, [u])
     set_state(r, a, "warming")
@@ -102,7 +137,7 @@ def test_claim_after_the_trailing_batch_flushed_leads_its_own_run(r: redis.Redis
 
 
 def test_a_trailing_batch_leads_once_published(r: redis.Redis) -> None:
-    c = Coalescer(r, window_s=5)
+    c = coalescer(r, window_s=5)
     a, u = bid(), url()
     c.claim(a, [u])
     set_state(r, a, "verifying")
@@ -114,7 +149,7 @@ def test_a_trailing_batch_leads_once_published(r: redis.Redis) -> None:
 
 
 def test_window_expiry_lets_a_url_lead_again(r: redis.Redis) -> None:
-    c = Coalescer(r, window_s=0.2)
+    c = coalescer(r, window_s=0.2)
     a, u = bid(), url()
     assert c.claim(a, [u]).lead == [u]
     set_state(r, a, "queued")
@@ -127,7 +162,7 @@ def test_window_expiry_lets_a_url_lead_again(r: redis.Redis) -> None:
 
 @pytest.mark.parametrize("window_s", [0.0, 0.001])
 def test_no_window_means_no_coalescing(r: redis.Redis, window_s: float) -> None:
-    c = Coalescer(r, window_s=window_s)
+    c = coalescer(r, window_s=window_s)
     u = url()
     assert c.claim(bid(), [u]).lead == [u]
     assert c.claim(bid(), [u]).lead == [u]

@@ -95,12 +95,9 @@ def world() -> Iterator[World]:
 
 @pytest.fixture(scope="module")
 def rt(redis_url: str, world: World) -> Runtime:
-    # As `warming serve` does: install the settings before the Celery app reads them.
-    runtime = use(settings_for(redis_url, world.pops()))
-    from warming.celery_app import app
-
-    assert app.conf.broker_url == redis_url, "the Celery app was configured earlier"
-    return runtime
+    # As `warming serve` does. The shim queues its messages through the runtime's own
+    # Redis (warming.messages), whichever broker this process's Celery app was given.
+    return use(settings_for(redis_url, world.pops()))
 
 
 @pytest.fixture(scope="module")
@@ -272,6 +269,44 @@ def test_a_burst_is_coalesced_into_one_run_plus_one_trailing(
     for bid in warmed:
         rep = _wait_done(client, bid)
         assert rep["counts"]["hit"] == 2, rep
+
+
+def test_a_coalesced_webhook_that_fails_midway_is_503_leaves_no_record_and_its_retry_lands(
+    rt: Runtime, worker: Worker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Between settling the coalesced URLs and recording the batch, Redis goes away."""
+    url = SITE + "/midway"
+    app = create_app(rt)
+    with TestClient(app) as c:
+        body, headers = signed({"urls": [url]})
+        leader = c.post("/webhooks/generic", content=body, headers=headers).json()["batch_id"]
+        # A second change: it coalesces with the leader (carried, or a trailing run).
+        body, headers = signed({"urls": [url]})
+        key = K.WEBHOOK_ID.format(id=f"generic:{headers['webhook-id']}")
+        shim = app.state.shim
+        real = shim._record
+
+        def down(*a: object, **k: object) -> object:
+            raise redis.ConnectionError("Redis went away")
+
+        monkeypatch.setattr(shim, "_record", down)
+        before = _n_batches(rt.redis)
+        resp = c.post("/webhooks/generic", content=body, headers=headers)
+        assert resp.status_code == 503 and "retry" in resp.json()["error"]
+        assert _n_batches(rt.redis) == before, "nothing recorded"
+        assert rt.redis.get(key) is None, "the webhook-id is not taken: the retry is not a dup"
+
+        monkeypatch.setattr(shim, "_record", real)
+        retry = c.post("/webhooks/generic", content=body, headers=headers)
+        assert retry.status_code == 202, retry.text
+        bid = retry.json()["batch_id"]
+        carrier = c.get(f"/batches/{bid}").json()["carried_by"][url]
+        again = c.post("/webhooks/generic", content=body, headers=headers)
+        assert again.status_code == 200 and again.json()["batch_id"] == bid
+        assert _n_batches(rt.redis) == before + 1
+        time.sleep(rt.settings.webhook.coalesce_window_s + 0.5)
+        for b in {leader, carrier}:
+            assert _wait_done(c, b)["counts"]["hit"] == 2
 
 
 def test_openapi_describes_every_route(client: TestClient) -> None:
