@@ -278,7 +278,9 @@ local pace_ms = @DELAY@
 local threads = {}
 
 if pace_ms > 0 then
-  function delay() return pace_ms end
+  -- A random wait (mean pace_ms): a fixed one keeps the connections in lockstep, and
+  -- they arrive as bursts of c requests followed by silence.
+  function delay() return math.random(0, 2 * pace_ms) end
 end
 
 function setup(thread)
@@ -373,8 +375,8 @@ class Case:
     worker: bool
     connections: int
     duration: int
-    # Each connection waits this long after an answer before its next request (wrk's
-    # delay()): a paced load well below saturation, instead of as fast as possible.
+    # Each connection waits 0 to 2x this long (at random) after an answer before its
+    # next request (wrk's delay()): a paced load below saturation, not as fast as possible.
     delay_ms: int = 0
 
 

@@ -54,7 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _warm(settings, args)
         if args.command == "report":
             return _report(settings, args)
-        from warming.shim import serve
+        from warming.serving import serve
 
         code = serve(use(settings), args.host, args.port, args.workers)
         return int(code)

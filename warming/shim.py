@@ -337,28 +337,5 @@ def create_app(rt: Runtime) -> FastAPI:
 
 
 def app_from_environment() -> FastAPI:
-    """The app factory uvicorn's worker processes call (`--workers` > 1)."""
+    """The app factory each `warming serve --workers N` process calls (warming.serving)."""
     return create_app(use(load_settings()))
-
-
-def serve(rt: Runtime, host: str, port: int, workers: int = 1) -> int:
-    """`warming serve`: run the shim under uvicorn until interrupted.
-
-    One process is bound to one core by the GIL (about 300 webhooks/s here); several
-    processes share the port. uvloop + httptools (uvicorn[standard]) cut the HTTP cost
-    and keep TCP_NODELAY in multi-process mode (uvicorn #3149).
-    """
-    import uvicorn
-
-    rt.broker_url  # noqa: B018 - fail now, with exit 2, if broker_url is missing
-    common: dict[str, Any] = {
-        "host": host,
-        "port": port,
-        "log_level": "warning",
-        "access_log": False,
-    }
-    if workers > 1:
-        uvicorn.run("warming.shim:app_from_environment", factory=True, workers=workers, **common)
-    else:
-        uvicorn.run(create_app(rt), **common)
-    return 0
