@@ -1,10 +1,10 @@
 """Webhook shim under load, and webhook-to-verified-HIT latency, on this machine.
 
-    python bench/bench_webhooks.py [--duration 20] [--connections 16,64] [--runs 60]
+    python bench/bench_webhooks.py [--duration 15] [--connections 4,8,16] [--runs 60]
 
 Everything is real and on 127.0.0.1: Redis (database 8, flushed), an origin with
-20 ms latency and 3 Varnish PoPs (`start_world`), one `warming serve` process (the
-shim under uvicorn, as deployed) and one `celery -A warming worker` process.
+20 ms latency and 3 Varnish PoPs (`start_world`), `warming serve --workers 2` (the
+shim as deployed: one process per core) and one `celery -A warming worker` process.
 
 1. Throughput: wrk (another process) posts webhooks that are all new and validly
    signed: unique webhook-id, timestamp taken right before the run, distinct paths
@@ -13,18 +13,20 @@ shim under uvicorn, as deployed) and one `celery -A warming worker` process.
    T-th request and never repeats one. The Lua `response()` hook counts 202s and
    anything else, and the number of new batches in `warming:recent` is checked
    against the 202s. Cases: with the worker running (it purges and warms what
-   arrives, as in production) and with the worker stopped (the shim alone).
+   arrives, as in production) and with the worker stopped (the shim alone), each
+   as fast as wrk can (closed loop); and a paced case, 32 connections each waiting
+   a random 0-2x the mean gap between requests, offering about --paced per second.
 2. Latency: for each run a fresh path is cached at the 3 PoPs (old content), the
    origin content is bumped, one signed webhook is posted, and `GET /batches/{id}`
    is polled every 10 ms until the batch is final; counts.hit must be 3 and every
    PoP must then serve the new version as a HIT. Runs first, on a quiet system.
 3. Breakdown: Shim.handle() in one process, sequential and without HTTP, each stage
-   timed (wall and CPU), with Celery's task-sent event on (as configured) and off.
+   timed (wall and CPU).
 
 Every throughput row also says where the machine's CPU went during the run (shim,
 worker, Redis, wrk, other tenants of a shared machine) and the shim's CPU time per
-request, which is what bounds one shim process: it cannot use more than one core.
-Defaults take about 3 minutes. Results and their reading: bench/RESULTS_WEBHOOKS.md.
+request, which is what bounds the shim: one process cannot use more than one core.
+Defaults take about 4 minutes. Results and their reading: bench/RESULTS_WEBHOOKS.md.
 
 Options:
   --workers N            `warming serve --workers N` (default 2: one per core here);
@@ -766,8 +768,8 @@ def machine() -> dict[str, str]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--duration", type=int, default=20, help="seconds per wrk run")
-    p.add_argument("--connections", default="16,64", help="wrk -c values (distinct URLs)")
+    p.add_argument("--duration", type=int, default=15, help="seconds per wrk run")
+    p.add_argument("--connections", default="4,8,16", help="wrk -c values (distinct URLs)")
     p.add_argument("--threads", type=int, default=2, help="wrk -t")
     p.add_argument("--runs", type=int, default=60, help="latency runs (part 2)")
     p.add_argument("--poll-ms", type=float, default=10.0)
@@ -780,7 +782,9 @@ def main(argv: list[str] | None = None) -> int:
         "worker (worker running), burst (one URL, worker running)",
     )
     p.add_argument("--workers", type=int, default=2, help="warming serve --workers N")
-    p.add_argument("--paced", type=int, default=0, help="also a paced case at about this rate/s")
+    p.add_argument(
+        "--paced", type=int, default=1200, help="also a paced case at about this rate/s (0: off)"
+    )
     p.add_argument("--pythonpath", default=None, help="variant: see the docstring")
     p.add_argument(
         "--origin-nodelay",
