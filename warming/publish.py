@@ -18,6 +18,7 @@ from warming.messages import Message, messages
 from warming.plan import Plan
 from warming.runtime import Runtime
 from warming.sources import dedupe
+from warming.store import NewBatch
 from warming.tagindex import urls_for
 from warming.urls import Dropped
 
@@ -87,7 +88,7 @@ def publish(
         note = nothing_to_warm(plan, req.carried)
         push = [*([] if note else [purge_message(plan.batch_id)]), *also]
         dropped = [d.as_dict() for d in sel.dropped]
-        rt.store.create(plan, req.trigger, dropped, req.carried, push, done_note=note)
+        rt.store.create(NewBatch(plan, req.trigger, dropped, req.carried, push, note))
     except redis.RedisError as e:
         raise BrokerUnavailable(f"Redis is unreachable: {type(e).__name__}") from None
     return plan

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from functools import cached_property
+from typing import Any
 
 import redis
 import redis.asyncio as aioredis
@@ -23,28 +24,27 @@ from warming.settings import Rate, Settings, load_settings
 from warming.store import BatchStore
 from warming.urls import URLFilter
 
+# Fail fast instead of hanging on a dead socket.
+_CLIENT_OPTIONS: dict[str, Any] = {
+    "socket_timeout": 10,
+    "socket_connect_timeout": 5,
+    "socket_keepalive": True,
+    "health_check_interval": 25,
+}
+
 
 def redis_client(url: str) -> redis.Redis:
-    """A Redis client that fails fast instead of hanging on a dead socket."""
-    return redis.Redis.from_url(
-        url,
-        socket_timeout=10,
-        socket_connect_timeout=5,
-        socket_keepalive=True,
-        health_check_interval=25,
-        retry_on_timeout=True,
-    )
+    """The Redis client of tasks, the CLI and the shim's thread-side work."""
+    return redis.Redis.from_url(url, retry_on_timeout=True, **_CLIENT_OPTIONS)
 
 
 def async_redis_client(url: str) -> aioredis.Redis:
-    """`redis_client` for an event loop (the shim's webhook route)."""
-    return aioredis.Redis.from_url(
-        url,
-        socket_timeout=10,
-        socket_connect_timeout=5,
-        socket_keepalive=True,
-        health_check_interval=25,
-    )
+    """`redis_client` for an event loop (the shim's webhook route).
+
+    No retry on timeout: the accept script's answer may be lost, not its effect; the
+    shim answers 503 and the CMS's retry finds the webhook-id taken.
+    """
+    return aioredis.Redis.from_url(url, **_CLIENT_OPTIONS)
 
 
 class Runtime:

@@ -45,7 +45,7 @@ from warming.publish import (
 from warming.routes import check_routes, expand, priority_of
 from warming.runtime import Runtime, async_redis_client, install, use
 from warming.settings import load_settings
-from warming.store import CREATE_LUA
+from warming.store import CREATE_LUA, NewBatch
 from warming.tagindex import urls_for_async
 from warming.urls import Dropped
 
@@ -224,7 +224,7 @@ class Shim:
         note = nothing_to_warm(plan, carried)
         push = [] if note else [purge_message(batch_id)]
         dropped = [d.as_dict() for d in sel.dropped]
-        return self.rt.store.create_args(plan, req.trigger, dropped, carried, push, note)
+        return self.rt.store.create_args(NewBatch(plan, req.trigger, dropped, carried, push, note))
 
     def _coalesced(
         self, hook: Webhook, batch_id: str, sel: Selection, lead: list[Any], follow: list[Any]

@@ -12,6 +12,7 @@ import json
 import time
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -34,6 +35,19 @@ def _s(v: bytes | str | None) -> str | None:
     return v.decode() if isinstance(v, bytes) else v
 
 
+@dataclass(frozen=True)
+class NewBatch:
+    """A batch to record: its plan, how it came to be, and the messages that start it."""
+
+    plan: Plan
+    trigger: dict[str, Any]
+    dropped: list[dict[str, str]]
+    carried: dict[str, str] = field(default_factory=dict)  # coalescing: url -> batch
+    push: Sequence[Message] = ()
+    # The batch has nothing to warm: it is recorded finished, saying why.
+    done_note: str | None = None
+
+
 class BatchStore:
     """Reads and writes one Redis database's batches."""
 
@@ -44,56 +58,38 @@ class BatchStore:
 
     # -- creation -------------------------------------------------------------
 
-    def create(
-        self,
-        plan: Plan,
-        trigger: dict[str, Any],
-        dropped: list[dict[str, str]],
-        carried: dict[str, str] | None = None,
-        push: Sequence[Message] = (),
-        done_note: str | None = None,
-    ) -> None:
-        """Record the batch and queue `push` (its first tasks) in one atomic step."""
-        self._create(args=self.create_args(plan, trigger, dropped, carried, push, done_note))
+    def create(self, new: NewBatch) -> None:
+        """Record the batch and queue its first tasks in one atomic step."""
+        self._create(args=self.create_args(new))
 
-    def create_args(
-        self,
-        plan: Plan,
-        trigger: dict[str, Any],
-        dropped: list[dict[str, str]],
-        carried: dict[str, str] | None = None,
-        push: Sequence[Message] = (),
-        done_note: str | None = None,
-    ) -> list[str | int]:
-        """ARGV for CREATE_LUA (also run inside the shim's scripts).
-
-        `done_note`: the batch has nothing to warm, so it is recorded finished, saying why.
-        """
+    def create_args(self, new: NewBatch) -> list[str | int]:
+        """ARGV for CREATE_LUA (also run inside the shim's scripts)."""
+        plan, done = new.plan, new.done_note is not None
         bid = plan.batch_id
         fields = [
-            "state", "queued" if done_note is None else "done",
+            "state", "done" if done else "queued",
             "plan", plan.to_json(),
-            "trigger", json.dumps(trigger),
-            "dropped", json.dumps(dropped),
+            "trigger", json.dumps(new.trigger),
+            "dropped", json.dumps(new.dropped),
             "started_at", repr(plan.created_at),
         ]  # fmt: skip
-        if carried:
-            fields += ["carried_by", json.dumps(carried)]
-        if done_note is not None:
-            fields += ["finished_at", repr(time.time()), "counts", "{}", "note", done_note]
+        if new.carried:
+            fields += ["carried_by", json.dumps(new.carried)]
+        if new.done_note is not None:
+            fields += ["finished_at", repr(time.time()), "counts", "{}", "note", new.done_note]
         args: list[str | int] = [
             bid,
             K.BATCH.format(id=bid),
-            self._keep_s(plan) if done_note is None else self.ttl_s,
+            self.ttl_s if done else self._keep_s(plan),
             K.ACTIVE,
-            repr(plan.deadline) if done_note is None else "",  # a finished batch is not active
+            "" if done else repr(plan.deadline),  # a finished batch is not active
             K.RECENT,
             repr(plan.created_at),
             len(fields),
             *fields,
-            len(push),
+            len(new.push),
         ]
-        for m in push:
+        for m in new.push:
             args += [m.queue, m.payload]
         return args
 

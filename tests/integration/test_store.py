@@ -15,7 +15,7 @@ import redis
 from warming import constants as K
 from warming.plan import Pair, Plan
 from warming.settings import PopSettings, Variant
-from warming.store import BatchStore
+from warming.store import BatchStore, NewBatch
 from warming.verification import failed_record
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
@@ -60,9 +60,11 @@ def new_plan(
 
 def created(store: BatchStore, plan: Plan, **kw: Any) -> Plan:
     store.create(
-        plan,
-        kw.get("trigger", {"source": "cli"}),
-        kw.get("dropped", [{"url": f"{SITE}/preview/x", "reason": "denied path /preview"}]),
+        NewBatch(
+            plan,
+            kw.get("trigger", {"source": "cli"}),
+            kw.get("dropped", [{"url": f"{SITE}/preview/x", "reason": "denied path /preview"}]),
+        )
     )
     return plan
 
