@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 
 from tests.support import SITE, Worker, probe, varnish_world, write_config
 from warming import constants as K
+from warming import defaults
 from warming.cms.standard import sign
 from warming.runtime import Runtime, use
 from warming.sandbox import World
@@ -153,6 +154,35 @@ def test_signed_webhook_warms_new_content_and_a_redelivery_changes_nothing(
     assert again.status_code == 200
     assert again.json()["batch_id"] == batch_id
     assert _n_batches(rt.redis) == before
+
+
+def test_a_tag_only_webhook_warms_exactly_the_urls_last_seen_with_that_tag(
+    client: TestClient, world: World, worker: Worker
+) -> None:
+    tagged = ["/shim-tag/a", "/shim-tag/b"]
+    for path in tagged:
+        world.origin.set_keys(path, ["product-9"])
+    body, headers = signed({"paths": [*tagged, "/shim-tag/untagged"]})
+    first = client.post("/webhooks/generic", content=body, headers=headers)
+    assert _wait_done(client, first.json()["batch_id"])["counts"]["hit"] == 6
+    world.origin.bump()
+    # Past the coalescing window: otherwise a trailing batch would carry these URLs.
+    time.sleep(defaults.COALESCE_WINDOW_S + 0.2)
+    body, headers = signed({"tags": ["product-9"]})
+    resp = client.post("/webhooks/generic", content=body, headers=headers)
+    assert resp.status_code == 202, resp.text
+    rep = _wait_done(client, resp.json()["batch_id"])
+    assert sorted({r["url"] for r in rep["results"]}) == [SITE + p for p in tagged], rep
+    assert rep["counts"]["hit"] == 4, rep
+    for pop in world.pops():
+        for path in tagged:
+            got = probe(pop["url"], SITE + path)
+            assert got.headers["X-Cache"] == "HIT"
+            assert f"version {world.origin.version()}" in got.text
+        assert (
+            f"version {world.origin.version()}"
+            not in probe(pop["url"], SITE + "/shim-tag/untagged").text
+        )
 
 
 def test_rotated_secret_still_accepted(client: TestClient, worker: Worker) -> None:
