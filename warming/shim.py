@@ -6,8 +6,10 @@
     GET  /readyz               Redis (broker) is reachable
 
 Order of checks: size (413) → adapter (404) → signature (401) → body (400/422) →
-idempotency (200) → filter, coalesce, publish (202, or 503 with nothing enqueued).
-Nothing is published before the request is fully authenticated and understood.
+URL filter → one Lua script that checks the webhook-id (200), claims the URLs for
+coalescing, records the batch and queues its purge (202), all or nothing (503 when
+Redis is unreachable: nothing was written). Nothing touches Redis before the request
+is fully authenticated and understood.
 """
 
 from __future__ import annotations
