@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import signal
 import socket
 import sys
@@ -75,12 +76,29 @@ def _listener(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _child(host: str, port: int) -> None:
+def _die_with_parent() -> None:
+    """Get SIGTERM when the supervisor dies, even by SIGKILL (Linux; elsewhere a no-op).
+
+    An orphan would go on serving old code on the port, beside the processes of the
+    next `warming serve`: SO_REUSEPORT lets both bind.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
+def _child(host: str, port: int, parent: int) -> None:
     """One shim process: its own socket, the app built from the environment."""
     import uvicorn
 
     from warming.shim import app_from_environment
 
+    _die_with_parent()
+    if os.getppid() != parent:  # it died before we asked
+        return
     sock = _listener(host, port)
     sock.listen(_BACKLOG)
     config = uvicorn.Config(app_from_environment, factory=True, **_uvicorn_options())
@@ -128,7 +146,7 @@ class Supervisor:
         return code
 
     def _start(self) -> SpawnProcess:
-        p = self._ctx.Process(target=_child, args=(self.host, self.port), daemon=False)
+        p = self._ctx.Process(target=_child, args=(self.host, self.port, os.getpid()))
         p.start()
         return p
 

@@ -208,6 +208,19 @@ def test_a_killed_process_is_replaced_and_sigterm_stops_everything(served: Serve
     assert not [p for p in kids if _alive(p)], "a shim process outlived `warming serve`"
 
 
+def test_no_shim_process_outlives_a_killed_supervisor(served: Served) -> None:
+    """An orphan would keep serving old code beside the next `warming serve`."""
+    shims = list(served.listeners())
+    assert len(shims) == 2
+    served.proc.kill()
+    served.proc.wait(10)
+    end = time.monotonic() + 15
+    while [p for p in shims if _alive(p)] and time.monotonic() < end:
+        time.sleep(0.1)
+    assert not [p for p in shims if _alive(p)], "orphaned shim processes"
+    assert not served.listeners(), "something still listens on the port"
+
+
 def test_a_taken_port_is_a_clear_error(config: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
