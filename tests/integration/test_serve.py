@@ -12,14 +12,17 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 
 from tests.support import ROOT, env_for, need, write_config
+from warming import constants as K
 from warming.cms.standard import sign
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
@@ -120,7 +123,7 @@ def config(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Path:
         d / "warming.toml",
         redis_url,
         [{"name": "edge", "url": "http://127.0.0.1:9"}],
-        webhook={"secrets": [SECRET]},
+        webhook={"secrets": [SECRET], "max_body_bytes": 4 * 1024 * 1024},
     )
 
 
@@ -219,6 +222,58 @@ def test_no_shim_process_outlives_a_killed_supervisor(served: Served) -> None:
         time.sleep(0.1)
     assert not [p for p in shims if _alive(p)], "orphaned shim processes"
     assert not served.listeners(), "something still listens on the port"
+
+
+def _signed_request(paths: list[str]) -> tuple[bytes, dict[str, str]]:
+    body = json.dumps({"paths": paths}).encode()
+    msg_id, ts = f"msg_serve_{time.time_ns()}", int(time.time())
+    return body, {
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(ts),
+        "webhook-signature": sign(SECRET, msg_id, ts, body),
+        "content-type": "application/json",
+    }
+
+
+def test_a_big_webhook_does_not_stall_the_other_requests(config: Path, redis_url: str) -> None:
+    """20,000 paths take the shim about a second of CPU: not on its event loop."""
+    s = Served(config, workers=1)
+    try:
+        s.wait_ready()
+        body, headers = _signed_request([f"/big/{i}" for i in range(20_000)])
+        done: dict[str, object] = {}
+
+        def post() -> None:
+            c = http.client.HTTPConnection("127.0.0.1", s.port, timeout=60)
+            t = time.monotonic()
+            try:
+                c.request("POST", "/webhooks/generic", body, headers)
+                r = c.getresponse()
+                done.update(status=r.status, answer=json.loads(r.read()), s=time.monotonic() - t)
+            finally:
+                c.close()
+
+        t = threading.Thread(target=post)
+        t.start()
+        time.sleep(0.2)
+        probes = []
+        while t.is_alive():
+            t0 = time.monotonic()
+            assert s.get("/healthz")[0] == 200
+            probes.append(time.monotonic() - t0)
+            time.sleep(0.02)
+        t.join()
+    finally:
+        s.stop()
+    assert done["status"] == 202, done
+    took = float(done["s"])  # type: ignore[arg-type]
+    assert probes, "the webhook was answered before any probe"
+    assert max(probes) < took / 3, (max(probes), took)
+    answer = done["answer"]
+    assert isinstance(answer, dict)
+    key = K.BATCH.format(id=answer["batch_id"])
+    plan = json.loads(redis.Redis.from_url(redis_url).hget(key, "plan"))
+    assert len(plan["urls"]) == 20_000
 
 
 def test_a_taken_port_is_a_clear_error(config: Path) -> None:
