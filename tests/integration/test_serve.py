@@ -224,6 +224,24 @@ def test_no_shim_process_outlives_a_killed_supervisor(served: Served) -> None:
     assert not served.listeners(), "something still listens on the port"
 
 
+def test_a_process_that_cannot_start_again_stops_the_supervisor(
+    tmp_path: Path, redis_url: str
+) -> None:
+    """Someone broke the config file, then a process died: exit 1, no restart loop."""
+    config = write_config(tmp_path / "warming.toml", redis_url, [{"name": "e", "url": "http://e"}])
+    s = Served(config, workers=2)
+    try:
+        s.wait_ready()
+        config.write_text("[site\nnot toml")
+        os.kill(next(iter(s.listeners())), signal.SIGKILL)
+        out, _ = s.proc.communicate(timeout=60)
+    finally:
+        s.stop()
+    assert s.proc.returncode == 1, out
+    assert "keeps failing at start; stopping" in out, out
+    assert not s.listeners(), "a process still listens after the supervisor stopped"
+
+
 def _signed_request(paths: list[str]) -> tuple[bytes, dict[str, str]]:
     body = json.dumps({"paths": paths}).encode()
     msg_id, ts = f"msg_serve_{time.time_ns()}", int(time.time())
