@@ -9,8 +9,10 @@ trailing run for changes that arrive after that run's purge began.
 
 The leading edge is never delayed (webhook-to-verified latency matters); only
 repeats inside a window wait. Every step is one Lua script, so several shim
-processes coalesce together, and nothing is ever dropped: a URL that cannot join a
-trailing batch any more (it was just flushed) leads a batch of its own.
+processes coalesce together, and nothing is ever dropped: a trailing batch is
+created in the same script as the `flush_trailing` message that will publish it,
+and a URL that cannot join a trailing batch any more (it was just flushed) leads a
+batch of its own.
 """
 
 from __future__ import annotations
