@@ -816,6 +816,9 @@ def main(argv: list[str] | None = None) -> int:
         origin._Handler.disable_nagle_algorithm = True
     if not varnish_available():
         print("varnishd is not installed: the PoPs would be Python proxies", file=sys.stderr)
+    if not args.skip_throughput and not Path(WRK).exists():
+        print("wrk is not installed (apt-get install wrk): it generates the load", file=sys.stderr)
+        return 2
     r = redis.Redis.from_url(REDIS_URL)
     reset_redis(r, everything=True)
     info = machine()
