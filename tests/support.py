@@ -72,7 +72,14 @@ def env_for(config: Path, **extra: str) -> dict[str, str]:
 class Worker:
     """A real `celery -A warming worker` process."""
 
-    def __init__(self, config: Path, logfile: Path, concurrency: int = 8, pool: str = "threads"):
+    def __init__(
+        self,
+        config: Path,
+        logfile: Path,
+        concurrency: int = 8,
+        pool: str = "threads",
+        queues: str | None = None,
+    ):
         self.logfile = logfile
         self.proc = subprocess.Popen(
             [
@@ -94,6 +101,7 @@ class Worker:
                 f"test-{os.getpid()}-{time.monotonic_ns()}@%h",
                 "--logfile",
                 str(logfile),
+                *(["-Q", queues] if queues else []),
             ],
             env=env_for(config),
             cwd=ROOT,

@@ -43,5 +43,8 @@ Q_PREFETCH_BULK = "warming.prefetch.bulk"
 Q_VERIFY = "warming.verify"
 Q_CONTROL = "warming.control"
 QUEUES = (Q_PURGE, Q_VERIFY, Q_CONTROL, Q_PREFETCH, Q_PREFETCH_BULK)
+# kombu's Redis transport: hash of every message a worker holds (running, reserved or
+# waiting for its ETA). The watchdog looks here before it calls a message lost.
+KOMBU_UNACKED = "unacked"
 # Set: the surrogate keys a URL carried when last fetched, to drop it from keys it lost.
 URL_TAGS = PREFIX + "urltags:{url}"

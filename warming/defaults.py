@@ -70,8 +70,14 @@ REPORT_TTL_S = 7 * 24 * 3600
 # requests times this slack. Past it the watchdog finishes the batch.
 DEADLINE_FLOOR_S = 300.0
 DEADLINE_SLACK = 4.0
-# How often each worker's watchdog looks for overdue batches.
+# How often each worker's watchdog looks for overdue and stalled batches.
 WATCHDOG_INTERVAL_S = 15.0
+# A warming batch with no pair recorded for this long, and nothing left in its prefetch
+# queue, has lost a message (kombu's Redis transport loses one if a worker is SIGKILLed
+# between BRPOP and recording it as unacked): its unverified slices are published again.
+# Longer than the visibility timeout plus the longest countdown, so a message that is
+# only waiting to come back is never counted as lost.
+STALL_S = VISIBILITY_TIMEOUT_S + RETRY_AFTER_CAP_S
 
 # Standard Webhooks: 5 minutes of clock skew in either direction.
 WEBHOOK_TOLERANCE_S = 300

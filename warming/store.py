@@ -132,6 +132,7 @@ class BatchStore:
         with self.r.pipeline() as p:
             p.hset(key, pair.key, json.dumps(record))
             p.expire(key, self.ttl_s * 2)
+            p.hset(K.BATCH.format(id=batch_id), "progress_at", repr(time.time()))
             p.execute()
 
     def warm_record(self, batch_id: str, pair: Pair) -> dict[str, Any] | None:
@@ -149,7 +150,39 @@ class BatchStore:
         with self.r.pipeline() as p:
             p.hset(key, pair.key, json.dumps(record))
             p.expire(key, self.ttl_s * 2)
+            p.hset(K.BATCH.format(id=batch_id), "progress_at", repr(time.time()))
             p.execute()
+
+    def idle_s(self, batch_id: str, now: float | None = None) -> float:
+        """Seconds since the batch last recorded a pair (or started)."""
+        raw = self.r.hmget(K.BATCH.format(id=batch_id), ["progress_at", "started_at"])
+        last = max((float(x) for x in raw if x), default=0.0)
+        return (now or time.time()) - last if last else 0.0
+
+    def touch(self, batch_id: str) -> None:
+        self.r.hset(K.BATCH.format(id=batch_id), "progress_at", repr(time.time()))
+
+    def unverified_slices(self, batch_id: str, plan: Plan) -> tuple[int, list[int]]:
+        """The running phase, and its slices that should have been verified by now.
+
+        Those are the first window, those launched, and each slice whose predecessor
+        (n - window) is verified: whichever message was lost, the launch, a prefetch
+        or the verification, the slice is in this list until it is verified.
+        """
+        for phase in range(len(plan.phases())):
+            with self.r.pipeline() as p:
+                p.smembers(K.LAUNCHED.format(id=batch_id, phase=phase))
+                p.smembers(K.SLICES_DONE.format(id=batch_id, phase=phase))
+                raw_launched, raw_done = p.execute()
+            n = plan.n_slices(phase)
+            done = {int(x) for x in raw_done}
+            if len(done) >= n:
+                continue
+            window = min(n, plan.slices_in_flight)
+            due = set(range(window)) | {int(x) for x in raw_launched}
+            due |= {m for m in range(window, n) if m - window in done}
+            return phase, sorted(due - done)
+        return len(plan.phases()), []
 
     def slice_done(self, batch_id: str, phase: int, n: int, n_slices: int) -> tuple[bool, bool]:
         """Mark a slice verified: (first time for this slice, its phase is complete)."""

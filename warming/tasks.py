@@ -131,11 +131,12 @@ def _launch_once(rt: Runtime, plan: Plan, phase: int, n: int) -> None:
     """Publish slice `n` unless it already was (a crash between the two may repeat it:
     a repeated slice costs requests, a skipped one would stall the batch)."""
     if n < plan.n_slices(phase) and not rt.store.launched(plan.batch_id, phase, n):
-        _launch(plan, phase, n)
+        launch_chord(plan, phase, n)
         rt.store.mark_launched(plan.batch_id, phase, n)
 
 
-def _launch(plan: Plan, phase: int, n: int) -> None:
+def launch_chord(plan: Plan, phase: int, n: int) -> None:
+    """Publish slice `n`'s chord: its prefetches, then its verification."""
     queue = K.Q_PREFETCH_BULK if plan.priority == "bulk" else K.Q_PREFETCH
     header = [
         prefetch.s(plan.batch_id, p.url, p.pop, p.variant).set(queue=queue)

@@ -1,4 +1,8 @@
-"""No batch waits forever: past its deadline, a batch is finished from what was recorded.
+"""No batch waits forever: a stalled batch is driven again, an overdue one finished.
+
+A batch that records nothing while its queue is empty has lost a message: its
+unverified slices are published again (`redrive_stalled`). Past its deadline, a batch
+is finished from what was recorded (`reap_overdue`).
 
 Celery can lose a chord callback (celery #4207), a worker pool can be wiped out, a
 purge can hang; whatever happened, the batch ends with every pair accounted for and
@@ -10,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Any
 
 from celery.signals import worker_ready, worker_shutdown
@@ -47,6 +52,58 @@ def reap_overdue(store: BatchStore) -> list[str]:
     return done
 
 
+def redrive_stalled(store: BatchStore, now: float | None = None) -> dict[str, list[int]]:
+    """Publish again the unverified slices of every stalled batch: {batch id: slices}.
+
+    Stalled: warming or verifying, no pair recorded for STALL_S, its prefetch queue
+    empty and no message of it held by a worker (a batch waiting behind a backlog, or
+    for its retries' countdowns, is not stalled, only slow). A slice
+    done twice costs requests and nothing else: records are idempotent and a slice's
+    verification hands over once.
+    """
+    from warming.tasks import launch_chord
+
+    out: dict[str, list[int]] = {}
+    now = now or time.time()
+    for raw in store.r.zrange(K.ACTIVE, 0, -1):
+        bid = raw.decode() if isinstance(raw, bytes) else str(raw)
+        if store.state(bid) not in ("warming", "verifying"):
+            continue
+        idle = store.idle_s(bid, now)
+        if idle < defaults.STALL_S:
+            continue
+        try:
+            plan = store.plan(bid)
+        except KeyError:
+            continue
+        queue = K.Q_PREFETCH_BULK if plan.priority == "bulk" else K.Q_PREFETCH
+        if store.r.llen(queue) or _held(store, bid):
+            continue
+        # One worker per stall: the guard names the moment progress stopped.
+        if not store.claim(bid, f"redrive:{int(now - idle)}"):
+            continue
+        phase, slices = store.unverified_slices(bid, plan)
+        for n in slices:
+            launch_chord(plan, phase, n)
+        store.touch(bid)
+        log.warning(
+            "watchdog: batch %s recorded nothing for %.0f s with its queue empty (a lost "
+            "message): publishing phase %s slices %s again",
+            bid, idle, phase, slices,
+        )  # fmt: skip
+        out[bid] = slices
+    return out
+
+
+def _held(store: BatchStore, batch_id: str) -> bool:
+    """Whether some worker holds a message of this batch (its id is in the headers).
+
+    Reads every held message, but only for a batch that already looks stalled.
+    """
+    needle = batch_id.encode()
+    return any(needle in raw for _, raw in store.r.hscan_iter(K.KOMBU_UNACKED, count=500))
+
+
 class _Thread(threading.Thread):
     def __init__(self, store: BatchStore, interval_s: float) -> None:
         super().__init__(name="warming-watchdog", daemon=True)
@@ -58,6 +115,7 @@ class _Thread(threading.Thread):
         while not self.stopped.wait(self.interval_s):
             try:
                 reap_overdue(self.store)
+                redrive_stalled(self.store)
             except Exception:  # Redis blips must not kill the thread
                 log.exception("watchdog pass failed")
 

@@ -11,6 +11,7 @@ import pytest
 import redis
 
 from tests.support import SITE, Worker, probe, run_cli, varnish_world, warm_json, write_config
+from warming import defaults
 from warming.sandbox import World
 
 pytestmark = pytest.mark.integration
@@ -55,6 +56,7 @@ def slow_world() -> Iterator[World]:
         yield w
 
 
+@pytest.mark.timeout(300)
 def test_sigkilled_worker_then_a_fresh_one_accounts_for_every_pair(
     tmp_path: Path, redis_url: str, slow_world: World
 ) -> None:
@@ -81,7 +83,7 @@ def test_sigkilled_worker_then_a_fresh_one_accounts_for_every_pair(
     killed_at = time.monotonic()
     fresh = Worker(config, tmp_path / "w2.log")
     try:
-        while time.monotonic() - killed_at < 120:
+        while time.monotonic() - killed_at < 220:
             rep = json.loads(run_cli(config, "report", batch_id, "--json").stdout)
             if rep["state"] in ("done", "failed"):
                 break
@@ -90,13 +92,86 @@ def test_sigkilled_worker_then_a_fresh_one_accounts_for_every_pair(
     finally:
         fresh.stop()
     assert rep["state"] == "done", (rep["state"], rep["counts"], recovered_s)
-    assert recovered_s < 100  # visibility timeout 60 s + restore sweep 5 s + the rest of the batch
+    # Usually ~75 s: visibility timeout 60 s + restore sweep 5 s + the rest of the batch.
+    # If kombu lost a message in the kill (a worker killed between BRPOP and recording it
+    # unacked), the watchdog's stall re-drive finishes it: up to ~90 s more.
+    lost = "again" in fresh.log()
+    assert recovered_s < (200 if lost else 100), (recovered_s, lost)
     assert rep["counts"]["total"] == 300
     assert len(rep["results"]) == 300  # every pair accounted for
     assert rep["counts"]["hit"] + rep["counts"]["miss"] + rep["counts"]["failed"] == 300
     # Tasks held by the dead worker came back after the visibility timeout and ran.
     assert rep["counts"]["hit"] == 300, rep["counts"]
     print(f"recovered in {recovered_s:.1f} s after SIGKILL ({warmed_before} pairs warmed before)")
+
+
+def test_a_lost_prefetch_message_is_published_again_and_the_batch_ends_hit(
+    tmp_path: Path, redis_url: str, slow_world: World
+) -> None:
+    """kombu's Redis transport loses a message when a worker is SIGKILLed between BRPOP
+    and recording it as unacked (seen once in CI). Here that loss is made on purpose."""
+    redis.Redis.from_url(redis_url).flushdb()
+    config = write_config(
+        tmp_path / "warming.toml", redis_url, slow_world.pops(), limits={"prefetch": "200/s"}
+    )
+    # Everything but prefetch: the slice's chord waits in the prefetch queue.
+    w1 = Worker(config, tmp_path / "w1.log", queues="warming.purge,warming.control,warming.verify")
+    r = redis.Redis.from_url(redis_url)
+    try:
+        res = run_cli(config, "warm", *[f"/lost/{i}" for i in range(5)], "--json")
+        assert res.returncode == 0, res.stderr
+        batch_id = json.loads(res.stdout)["batch_id"]
+        end = time.monotonic() + 30
+        while r.llen("warming.prefetch") < 10 and time.monotonic() < end:
+            time.sleep(0.1)
+        assert r.llen("warming.prefetch") == 10
+        assert r.rpop("warming.prefetch"), "the message the next worker would have taken"
+    finally:
+        w1.stop()
+    t0 = time.monotonic()
+    w2 = Worker(config, tmp_path / "w2.log")
+    try:
+        while time.monotonic() - t0 < 150:
+            rep = json.loads(run_cli(config, "report", batch_id, "--json").stdout)
+            if rep["state"] in ("done", "failed"):
+                break
+            time.sleep(1)
+        took = time.monotonic() - t0
+    finally:
+        w2.stop()
+    assert rep["state"] == "done", (rep["state"], rep["counts"], took)
+    assert rep["counts"]["hit"] == 10, rep["counts"]
+    assert "publishing phase 0 slices [0] again" in w2.log()
+    assert defaults.STALL_S <= took < defaults.STALL_S + 40, took
+    print(f"lost message re-driven: batch done {took:.0f} s after the worker started")
+
+
+def test_a_message_a_worker_holds_is_not_called_lost(
+    tmp_path: Path, redis_url: str, slow_world: World
+) -> None:
+    """A retry waiting out its countdown sits in kombu's unacked hash, not in a queue."""
+    from warming.messages import messages
+    from warming.runtime import use
+    from warming.settings import Settings
+    from warming.watchdog import _held
+
+    r = redis.Redis.from_url(redis_url)
+    r.flushdb()
+    config = write_config(tmp_path / "warming.toml", redis_url, slow_world.pops())
+    settings = {"broker_url": redis_url, "site": {"base_url": SITE}, "pops": slow_world.pops()}
+    store = use(Settings.model_validate(settings)).store
+    held = messages().build("warming.flush_trailing", ("t-held-batch",), countdown=20)
+    r.lpush(held.queue, held.payload)
+    w = Worker(config, tmp_path / "w.log")
+    try:
+        end = time.monotonic() + 10
+        while r.llen(held.queue) and time.monotonic() < end:
+            time.sleep(0.1)
+        assert r.llen(held.queue) == 0 and r.hlen("unacked") == 1
+        assert _held(store, "t-held-batch")
+        assert not _held(store, "some-other-batch")
+    finally:
+        w.stop()
 
 
 def test_watchdog_finishes_an_abandoned_batch_from_what_was_recorded(
