@@ -167,6 +167,16 @@ def warm_json(config: Path, *args: str, timeout: float = 120.0) -> tuple[int, di
         ) from None
 
 
+def wait_final(config: Path, batch_id: str, timeout_s: float) -> tuple[dict[str, Any], float]:
+    """Poll `warming report` until the batch is done or failed: (report, seconds waited)."""
+    t0 = time.monotonic()
+    while True:
+        rep: dict[str, Any] = json.loads(run_cli(config, "report", batch_id, "--json").stdout)
+        if rep["state"] in ("done", "failed") or time.monotonic() - t0 > timeout_s:
+            return rep, time.monotonic() - t0
+        time.sleep(1)
+
+
 def probe(pop_url: str, url: str) -> requests.Response:
     """GET `url` at a PoP exactly as a visitor would reach it: the site's Host header."""
     from urllib.parse import urlsplit

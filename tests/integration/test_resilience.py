@@ -10,7 +10,16 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.support import SITE, Worker, probe, run_cli, varnish_world, warm_json, write_config
+from tests.support import (
+    SITE,
+    Worker,
+    probe,
+    run_cli,
+    varnish_world,
+    wait_final,
+    warm_json,
+    write_config,
+)
 from warming import defaults
 from warming.sandbox import World
 
@@ -83,11 +92,7 @@ def test_sigkilled_worker_then_a_fresh_one_accounts_for_every_pair(
     killed_at = time.monotonic()
     fresh = Worker(config, tmp_path / "w2.log")
     try:
-        while time.monotonic() - killed_at < 220:
-            rep = json.loads(run_cli(config, "report", batch_id, "--json").stdout)
-            if rep["state"] in ("done", "failed"):
-                break
-            time.sleep(1)
+        rep, _ = wait_final(config, batch_id, 220)
         recovered_s = time.monotonic() - killed_at
     finally:
         fresh.stop()
@@ -128,15 +133,9 @@ def test_a_lost_prefetch_message_is_published_again_and_the_batch_ends_hit(
         assert r.rpop("warming.prefetch"), "the message the next worker would have taken"
     finally:
         w1.stop()
-    t0 = time.monotonic()
     w2 = Worker(config, tmp_path / "w2.log")
     try:
-        while time.monotonic() - t0 < 150:
-            rep = json.loads(run_cli(config, "report", batch_id, "--json").stdout)
-            if rep["state"] in ("done", "failed"):
-                break
-            time.sleep(1)
-        took = time.monotonic() - t0
+        rep, took = wait_final(config, batch_id, 150)
     finally:
         w2.stop()
     assert rep["state"] == "done", (rep["state"], rep["counts"], took)
