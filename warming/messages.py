@@ -20,6 +20,7 @@ import base64
 import json
 import uuid
 from dataclasses import dataclass
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from celery.utils.nodenames import anon_nodename
@@ -123,15 +124,10 @@ class Messages:
         return route
 
 
-_BY_APP: dict[int, Messages] = {}
-
-
+@cache
 def messages() -> Messages:
     """The builder for warming's Celery app (one per process)."""
     import warming.tasks  # noqa: F401 - registers the tasks by name
     from warming.celery_app import app
 
-    builder = _BY_APP.get(id(app))
-    if builder is None:
-        builder = _BY_APP[id(app)] = Messages(app)
-    return builder
+    return Messages(app)

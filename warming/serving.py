@@ -38,8 +38,7 @@ _STOP_GRACE_S = 30.0
 _BACKLOG = 2048
 
 
-def _uvicorn_options() -> dict[str, Any]:
-    return {"log_level": "warning", "access_log": False}
+_UVICORN: dict[str, Any] = {"log_level": "warning", "access_log": False}
 
 
 def serve(rt: Runtime, host: str, port: int, workers: int = 1) -> int:
@@ -51,7 +50,7 @@ def serve(rt: Runtime, host: str, port: int, workers: int = 1) -> int:
     rt.broker_url  # noqa: B018 - fail now, with exit 2, if broker_url is missing
     app = create_app(rt)  # a bad [[routes]] template fails here, before any fork
     if workers <= 1:
-        uvicorn.run(app, host=host, port=port, **_uvicorn_options())
+        uvicorn.run(app, host=host, port=port, **_UVICORN)
         return 0
     try:
         _listener(host, port).close()  # "address in use" is said once, here, not per child
@@ -101,7 +100,7 @@ def _child(host: str, port: int, parent: int) -> None:
         return
     sock = _listener(host, port)
     sock.listen(_BACKLOG)
-    config = uvicorn.Config(app_from_environment, factory=True, **_uvicorn_options())
+    config = uvicorn.Config(app_from_environment, factory=True, **_UVICORN)
     uvicorn.Server(config).run(sockets=[sock])
 
 

@@ -153,11 +153,22 @@ class BatchStore:
             p.hset(K.BATCH.format(id=batch_id), "progress_at", repr(time.time()))
             p.execute()
 
-    def idle_s(self, batch_id: str, now: float | None = None) -> float:
-        """Seconds since the batch last recorded a pair (or started)."""
-        raw = self.r.hmget(K.BATCH.format(id=batch_id), ["progress_at", "started_at"])
-        last = max((float(x) for x in raw if x), default=0.0)
-        return (now or time.time()) - last if last else 0.0
+    def idle(self, min_idle_s: float, now: float) -> list[tuple[str, float]]:
+        """Warming or verifying batches that recorded no pair for `min_idle_s`: (id, idle s).
+
+        One pipeline for every active batch: the watchdog asks every few seconds.
+        """
+        ids = [_s(x) or "" for x in self.r.zrange(K.ACTIVE, 0, -1)]  # type: ignore[arg-type]
+        with self.r.pipeline(transaction=False) as p:
+            for bid in ids:
+                p.hmget(K.BATCH.format(id=bid), ["state", "progress_at", "started_at"])
+            rows = p.execute()
+        out = []
+        for bid, (state, *marks) in zip(ids, rows, strict=True):
+            last = max((float(x) for x in marks if x), default=0.0)
+            if _s(state) in ("warming", "verifying") and last and now - last >= min_idle_s:
+                out.append((bid, now - last))
+        return out
 
     def touch(self, batch_id: str) -> None:
         self.r.hset(K.BATCH.format(id=batch_id), "progress_at", repr(time.time()))

@@ -65,13 +65,7 @@ def redrive_stalled(store: BatchStore, now: float | None = None) -> dict[str, li
 
     out: dict[str, list[int]] = {}
     now = now or time.time()
-    for raw in store.r.zrange(K.ACTIVE, 0, -1):
-        bid = raw.decode() if isinstance(raw, bytes) else str(raw)
-        if store.state(bid) not in ("warming", "verifying"):
-            continue
-        idle = store.idle_s(bid, now)
-        if idle < defaults.STALL_S:
-            continue
+    for bid, idle in store.idle(defaults.STALL_S, now):
         try:
             plan = store.plan(bid)
         except KeyError:
