@@ -6,7 +6,7 @@ the star import: it carries every setting warming depends on (acks_late, the
 visibility timeout, queues, rate limits). Change only what your deployment needs.
 """
 
-from warming.celeryconf import *  # noqa: F403
+from warming.broker.config import *  # noqa: F403
 
 # Example: more verbose task events for a debugging session.
 # worker_send_task_events = True

@@ -48,11 +48,11 @@ from typing import Any
 
 import redis
 
-from warming import constants as K
-from warming.plan import Plan
+from warming import keys as K
+from warming.batch.plan import Plan
+from warming.batch.store import FINAL, BatchStore
 from warming.sandbox import World, start_world
 from warming.settings import Rate
-from warming.store import FINAL, BatchStore
 
 ROOT = Path(__file__).resolve().parents[1]
 SITE = "http://www.example.com"
@@ -729,7 +729,7 @@ def source_fingerprint() -> str:
 def celery_settings(config: Path) -> str:
     """The Celery settings this bench depends on, as the workers will load them."""
     code = (
-        "from warming.celery_app import app; c = app.conf; print(' '.join(f'{k}={c[k]}' for k in"
+        "from warming.broker.app import app; c = app.conf; print(' '.join(f'{k}={c[k]}' for k in"
         " ('task_send_sent_event', 'worker_send_task_events', 'worker_prefetch_multiplier',"
         " 'task_acks_late', 'task_annotations')))"
     )

@@ -14,8 +14,8 @@ from typing import Any
 
 import redis
 
-from warming import constants
-from warming.ratelimit import ClusterLimiter
+from warming import keys
+from warming.pop.limits import ClusterLimiter
 from warming.settings import Rate
 
 # Long enough that a worker never gives up on a slot while others hold the queue.
@@ -66,7 +66,7 @@ def run(url: str, procs: int, rate: Rate, burst: int, seconds: float) -> dict[st
         rtts += r
     for w in workers:
         w.join()
-    key = constants.LIMIT.format(name=name)
+    key = keys.LIMIT.format(name=name)
     redis.Redis.from_url(url).delete(key, key + ":factor")
 
     in_run = sum(1 for t in sends if start <= t < start + seconds)

@@ -459,7 +459,7 @@ def generate(path: Path, n: int, kind: str, run_tag: str) -> None:
 def run_wrk(
     shim: Shim, r: Any, work: Path, case: Case, threads: int, groups: dict[str, int]
 ) -> WrkResult:
-    from warming import constants as K
+    from warming import keys as K
 
     tag = uuid.uuid4().hex[:8]
     data = work / f"wrk-{tag}.tsv"
@@ -602,7 +602,7 @@ def breakdown_child(config: str, n: int) -> dict[str, list[float]]:
 
     import redis
 
-    import warming.shim as shim_mod
+    import warming.shim.app as shim_mod
     from warming.cms import ADAPTERS
     from warming.runtime import use
     from warming.settings import load_settings

@@ -8,9 +8,9 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from tests.support import need
+from tests.support import TEST_REDIS, need
 
-SYSTEM_REDIS = "redis://127.0.0.1:6379"
+SYSTEM_REDIS = TEST_REDIS
 # Every module that runs workers gets its own database, so a worker of one module
 # can never take a task published by another; 0 is left to the machine's owner.
 _dbs = itertools.count(1)
@@ -29,7 +29,7 @@ def redis_server() -> Iterator[str]:
     if _reachable(SYSTEM_REDIS + "/0"):
         yield SYSTEM_REDIS
         return
-    from warming.embedded import embedded_redis
+    from warming.cli.embedded import embedded_redis
 
     try:
         cm = embedded_redis()

@@ -19,6 +19,9 @@ import requests
 from warming.sandbox import World, start_world, varnish_available
 
 CI = os.environ.get("CI") == "true"
+# WARMING_TEST_REDIS points the suite at another server (two suites on one machine must
+# not flush each other's databases).
+TEST_REDIS = os.environ.get("WARMING_TEST_REDIS", "redis://127.0.0.1:6379")
 SITE = "http://www.example.com"
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -3,7 +3,7 @@
 `celery -A warming worker` and `celery -A warming flower` find the Celery app here.
 """
 
-from warming.celery_app import app
+from warming.broker.app import app
 
 __all__ = ["app"]
 __version__ = "0.1.0"

@@ -1,5 +1,5 @@
 import sys
 
-from warming.cli import main
+from warming.cli.main import main
 
 sys.exit(main())

@@ -1,50 +1,32 @@
-"""The process's settings and the long-lived clients built from them.
+"""The process's settings and the long-lived objects built from them.
 
-A front door (CLI, worker start, shim) installs the settings once with `use()`;
-tasks ask `current()`. Clients are built lazily and shared by the threads of a
-process (redis-py pools and our PopClient are thread-safe).
+The composition root: a front door (CLI, shim) builds a `Runtime` with `use()` and
+hands it to what it calls; the Celery tasks, whose caller is the worker, take the
+process's with `current()`. Nothing below this layer looks a runtime up: stages,
+the store and the clients are given what they need. Objects are built lazily and
+shared by the threads of a process (redis-py pools and our PopClient are thread-safe).
 """
 
 from __future__ import annotations
 
 import threading
 from functools import cached_property
-from typing import Any
 
 import redis
-import redis.asyncio as aioredis
 
-from warming import defaults
-from warming.adaptive import Governor
+from warming import rediskit
+from warming.batch.coalesce import Coalescer
+from warming.batch.store import BatchStore
+from warming.broker import app as celery_app
+from warming.broker import tasknames as T
+from warming.broker.canvas import Canvas
+from warming.broker.messages import Messages, messages
 from warming.cdn import Purger, purger_for
-from warming.errors import ConfigError
-from warming.fetch import PopClient
-from warming.ratelimit import ClusterLimiter, ConcurrencyLimit
-from warming.settings import Rate, Settings, load_settings
-from warming.store import BatchStore
-from warming.urls import URLFilter
-
-# Fail fast instead of hanging on a dead socket.
-_CLIENT_OPTIONS: dict[str, Any] = {
-    "socket_timeout": 10,
-    "socket_connect_timeout": 5,
-    "socket_keepalive": True,
-    "health_check_interval": 25,
-}
-
-
-def redis_client(url: str) -> redis.Redis:
-    """The Redis client of tasks, the CLI and the shim's thread-side work."""
-    return redis.Redis.from_url(url, retry_on_timeout=True, **_CLIENT_OPTIONS)
-
-
-def async_redis_client(url: str) -> aioredis.Redis:
-    """`redis_client` for an event loop (the shim's webhook route).
-
-    No retry on timeout: the accept script's answer may be lost, not its effect; the
-    shim answers 503 and the CMS's retry finds the webhook-id taken.
-    """
-    return aioredis.Redis.from_url(url, **_CLIENT_OPTIONS)
+from warming.pop.adaptive import Governor
+from warming.pop.client import PopClient
+from warming.pop.limits import ClusterLimiter, ConcurrencyLimit
+from warming.settings import Settings, load_settings
+from warming.sources.filter import URLFilter
 
 
 class Runtime:
@@ -55,17 +37,30 @@ class Runtime:
 
     @property
     def broker_url(self) -> str:
-        if not self.settings.broker_url:
-            raise ConfigError(
-                "broker_url",
-                "is not set: workers and the shim need the shared Redis "
-                "(embedded mode is only for `warming warm` and `warming demo`)",
-            )
-        return self.settings.broker_url
+        return self.settings.require_broker_url()
 
     @cached_property
     def redis(self) -> redis.Redis:
-        return redis_client(self.broker_url)
+        return rediskit.client(self.broker_url)
+
+    @cached_property
+    def messages(self) -> Messages:
+        """Builds the task messages our own scripts push (the shim's one round trip)."""
+        return messages()
+
+    @cached_property
+    def coalescer(self) -> Coalescer:
+        """Webhook coalescing; its trailing runs are published by `flush_trailing`."""
+        return Coalescer(
+            self.redis,
+            self.settings.webhook.coalesce_window_s,
+            lambda trailing_id: self.messages.build(T.FLUSH_TRAILING.name, (trailing_id,)),
+        )
+
+    @cached_property
+    def canvas(self) -> Canvas:
+        """Publishes tasks and chords by name."""
+        return Canvas(celery_app.app)
 
     @cached_property
     def store(self) -> BatchStore:
@@ -100,9 +95,9 @@ class Runtime:
     def pop_limiters(self) -> dict[str, ClusterLimiter]:
         """`[[pops]] rate`: a PoP's own limit, on top of the cluster's."""
         return {
-            p.name: ClusterLimiter(self.redis, f"pop:{p.name}", Rate.parse(p.rate))
+            p.name: ClusterLimiter(self.redis, f"pop:{p.name}", p.rate_limit)
             for p in self.settings.pops
-            if p.rate
+            if p.rate_limit
         }
 
     @cached_property
@@ -129,11 +124,8 @@ _current: Runtime | None = None
 
 
 def use(settings: Settings) -> Runtime:
-    """Install `settings` for this process (before the Celery app is configured)."""
-    global _current
-    with _lock:
-        _current = Runtime(settings)
-        return _current
+    """Build this process's runtime from `settings` and configure the Celery app with them."""
+    return install(Runtime(settings))
 
 
 def install(rt: Runtime) -> Runtime:
@@ -141,11 +133,12 @@ def install(rt: Runtime) -> Runtime:
     global _current
     with _lock:
         _current = rt
-        return rt
+    celery_app.bind(rt.settings)
+    return rt
 
 
 def current() -> Runtime:
-    """The installed runtime; loads settings from file and environment on first use."""
+    """This process's runtime, for the Celery tasks; loads settings on first use."""
     global _current
     with _lock:
         if _current is None:
@@ -153,4 +146,4 @@ def current() -> Runtime:
         return _current
 
 
-__all__ = ["Runtime", "async_redis_client", "current", "defaults", "install", "redis_client", "use"]
+__all__ = ["Runtime", "current", "install", "use"]

@@ -10,6 +10,7 @@ import os
 import re
 import tomllib
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -24,6 +25,10 @@ from pydantic_settings import (
 
 from warming import defaults
 from warming.errors import ConfigError
+
+# How urgent a batch is: "high" (webhooks, interactive CLI), "normal", or "bulk"
+# (sitemaps, files, schedules), whose prefetches use their own queue.
+Priority = Literal["high", "normal", "bulk"]
 
 _RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*(\d*)\s*(s|sec|second|m|min|minute|h|hour)\s*$")
 _UNIT_S = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60, "h": 3600, "hour": 3600}
@@ -114,6 +119,11 @@ class PopSettings(_Strict):
 
     _rate = field_validator("rate")(_check_rate)
 
+    @cached_property
+    def rate_limit(self) -> Rate | None:
+        """`rate`, parsed once: this PoP's own limit on top of the cluster's."""
+        return Rate.parse(self.rate) if self.rate else None
+
     @field_validator("url")
     @classmethod
     def _url(cls, v: str) -> str:
@@ -137,7 +147,7 @@ class LimitsSettings(_Strict):
     prefetch: str = defaults.PREFETCH_RATE
     purge: str = defaults.PURGE_RATE
     origin_concurrency: int | None = Field(default=None, ge=1)
-    # Slow the whole cluster down on 429s, 5xx and slow origin misses (warming.adaptive).
+    # Slow the whole cluster down on 429s, 5xx and slow origin misses (warming.pop.adaptive).
     adaptive: bool = True
     origin_latency_target_ms: float | None = Field(default=None, gt=0)
     # Celery's own per-worker `rate_limit` on prefetch. Off by default: once a 429
@@ -148,13 +158,18 @@ class LimitsSettings(_Strict):
 
     _rates = field_validator("prefetch", "purge", "per_worker_prefetch")(_check_rate)
 
-    @property
+    # Parsed once (the values were checked above): read on every request.
+    @cached_property
     def prefetch_rate(self) -> Rate:
         return Rate.parse(self.prefetch)
 
-    @property
+    @cached_property
     def purge_rate(self) -> Rate:
         return Rate.parse(self.purge)
+
+    @cached_property
+    def per_worker_prefetch_rate(self) -> Rate | None:
+        return Rate.parse(self.per_worker_prefetch) if self.per_worker_prefetch else None
 
 
 class FetchSettings(_Strict):
@@ -190,7 +205,7 @@ class RouteSettings(_Strict):
     content_type: str
     urls: list[str] = Field(min_length=1)  # path templates, fields in braces: /blog/{slug}
     keys: list[str] = Field(default_factory=list)  # surrogate-key templates to purge
-    priority: Literal["high", "normal", "bulk"] = "high"
+    priority: Priority = "high"
 
 
 class Settings(BaseSettings):
@@ -231,6 +246,16 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         toml = TomlConfigSettingsSource(settings_cls, toml_file=_config_path())
         return (init_settings, env_settings, toml)
+
+    def require_broker_url(self) -> str:
+        """`broker_url`, or ConfigError: workers and the shim cannot run embedded."""
+        if not self.broker_url:
+            raise ConfigError(
+                "broker_url",
+                "is not set: workers and the shim need the shared Redis "
+                "(embedded mode is only for `warming warm` and `warming demo`)",
+            )
+        return self.broker_url
 
     def redacted(self) -> dict[str, Any]:
         """A JSON-able view for printing: secrets show as '**********'."""

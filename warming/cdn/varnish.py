@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from warming.cdn.base import PurgeCall, Purger
 from warming.errors import PurgeError, RetryLater
-from warming.fetch import PopClient
+from warming.pop.client import PopClient
 from warming.settings import CdnSettings, FetchSettings, PopSettings
 
 # 404: the object was not cached there, which is what a purge wants.

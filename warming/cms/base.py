@@ -35,7 +35,7 @@ class Inbound:
 
 @dataclass(frozen=True)
 class Change:
-    """What a payload says changed; `warming.routes.expand` turns it into paths and keys."""
+    """What a payload says changed; `warming.cms.routes.expand` turns it into paths and keys."""
 
     urls: tuple[str, ...] = ()  # absolute URLs named by the payload
     paths: tuple[str, ...] = ()  # site-relative paths named by the payload

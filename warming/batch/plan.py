@@ -1,0 +1,165 @@
+"""A batch's plan: which (URL, PoP, variant) pairs, in which phases and slices.
+
+Pure data, stored once in Redis at publish time; every task derives its share of
+the work from it, so messages stay tiny (a batch id and a slice number) and a
+config change on a worker cannot change a batch already running.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any, NamedTuple
+
+from warming import defaults
+from warming.settings import PopSettings, Priority, Settings, Variant
+
+
+class Pair(NamedTuple):
+    url: str
+    pop: str
+    variant: str
+
+    @property
+    def key(self) -> str:
+        # Pop and variant names have no spaces and filtered URLs none either.
+        return f"{self.pop} {self.variant} {self.url}"
+
+    @classmethod
+    def from_key(cls, key: str) -> Pair:
+        pop, variant, url = key.split(" ", 2)
+        return cls(url, pop, variant)
+
+
+@dataclass(frozen=True)
+class Plan:
+    batch_id: str
+    urls: tuple[str, ...]
+    pops: tuple[PopSettings, ...]
+    variants: tuple[Variant, ...]
+    tags: tuple[str, ...] = ()
+    purge: bool = True
+    slice_size: int = defaults.SLICE_SIZE
+    slices_in_flight: int = defaults.SLICES_IN_FLIGHT
+    created_at: float = field(default_factory=time.time)
+    deadline: float = 0.0
+    priority: Priority = "high"
+
+    @classmethod
+    def build(
+        cls,
+        batch_id: str,
+        settings: Settings,
+        urls: list[str],
+        tags: list[str] | None = None,
+        purge: bool = True,
+        priority: Priority = "high",
+    ) -> Plan:
+        plan = cls(
+            batch_id=batch_id,
+            urls=tuple(urls),
+            pops=tuple(settings.pops),
+            variants=tuple(settings.site.variants),
+            tags=tuple(tags or ()),
+            purge=purge,
+            slice_size=settings.batch.slice_size,
+            slices_in_flight=settings.batch.slices_in_flight,
+            priority=priority,
+        )
+        budget = settings.batch.deadline_s or plan.default_budget(
+            settings.limits.prefetch_rate.per_second, settings.limits.purge_rate.per_second
+        )
+        return replace(plan, deadline=plan.created_at + budget)
+
+    def default_budget(self, prefetch_per_s: float, purge_per_s: float) -> float:
+        """Seconds a healthy cluster needs, times a generous slack, plus a floor."""
+        # Each pair costs a prefetch and a verification; purges one call per URL per PoP.
+        ideal = 2 * self.total / prefetch_per_s
+        if self.purge:
+            ideal += len(self.urls) * len(self.pops) / purge_per_s
+        return defaults.DEADLINE_FLOOR_S + defaults.DEADLINE_SLACK * ideal
+
+    @property
+    def total(self) -> int:
+        return len(self.urls) * len(self.pops) * len(self.variants)
+
+    def pop(self, name: str) -> PopSettings:
+        for p in self.pops:
+            if p.name == name:
+                return p
+        raise KeyError(name)
+
+    def variant(self, name: str) -> Variant:
+        for v in self.variants:
+            if v.name == name:
+                return v
+        raise KeyError(name)
+
+    def phases(self) -> list[tuple[PopSettings, ...]]:
+        """Shields first, so edges fill from a fresh shield; empty tiers are skipped."""
+        tiers = [
+            tuple(p for p in self.pops if p.tier == "shield"),
+            tuple(p for p in self.pops if p.tier != "shield"),
+        ]
+        return [t for t in tiers if t]
+
+    def phase_size(self, phase: int) -> int:
+        return len(self.urls) * len(self.phases()[phase]) * len(self.variants)
+
+    def n_slices(self, phase: int) -> int:
+        return max(1, math.ceil(self.phase_size(phase) / self.slice_size))
+
+    def slice(self, phase: int, n: int) -> list[Pair]:
+        """Slice `n` of a phase: URL-major, so each slice spreads over every PoP."""
+        pops = self.phases()[phase]
+        per_url = len(pops) * len(self.variants)
+        lo, hi = n * self.slice_size, min((n + 1) * self.slice_size, self.phase_size(phase))
+        out = []
+        for i in range(lo, hi):
+            u, rest = divmod(i, per_url)
+            p, v = divmod(rest, len(self.variants))
+            out.append(Pair(self.urls[u], pops[p].name, self.variants[v].name))
+        return out
+
+    def all_pairs(self) -> list[Pair]:
+        return [
+            pair
+            for ph in range(len(self.phases()))
+            for s in range(self.n_slices(ph))
+            for pair in self.slice(ph, s)
+        ]
+
+    def to_json(self) -> str:
+        d: dict[str, Any] = {
+            "batch_id": self.batch_id,
+            "urls": list(self.urls),
+            "pops": [p.model_dump() for p in self.pops],
+            "variants": [v.model_dump() for v in self.variants],
+            "tags": list(self.tags),
+            "purge": self.purge,
+            "slice_size": self.slice_size,
+            "slices_in_flight": self.slices_in_flight,
+            "created_at": self.created_at,
+            "deadline": self.deadline,
+            "priority": self.priority,
+        }
+        return json.dumps(d, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Plan:
+        d = json.loads(text)
+        return cls(
+            batch_id=d["batch_id"],
+            urls=tuple(d["urls"]),
+            pops=tuple(PopSettings(**p) for p in d["pops"]),
+            variants=tuple(Variant(**v) for v in d["variants"]),
+            tags=tuple(d["tags"]),
+            purge=d["purge"],
+            slice_size=d["slice_size"],
+            slices_in_flight=d.get("slices_in_flight", defaults.SLICES_IN_FLIGHT),
+            created_at=d["created_at"],
+            deadline=d["deadline"],
+            priority=d.get("priority", "high"),
+        )

@@ -1,0 +1,137 @@
+"""Turn a request (URLs, paths, tags) into a stored plan and a queued purge task.
+
+The CLI, the webhook shim and (later) schedules all build a batch with `new_batch`,
+so a batch is the same whatever triggered it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import redis
+
+from warming.batch.plan import Plan
+from warming.batch.store import BatchStore, NewBatch
+from warming.broker import tasknames as T
+from warming.broker.messages import Message, Messages
+from warming.errors import BrokerUnavailable
+from warming.settings import Settings
+from warming.sources.filter import Dropped, URLFilter
+from warming.sources.lists import dedupe
+from warming.sources.tagindex import urls_for
+
+
+@dataclass
+class WarmRequest:
+    """What to warm; `urls` absolute, `paths` relative to `site.base_url`."""
+
+    urls: Sequence[str] = ()
+    paths: Sequence[str] = ()
+    tags: Sequence[str] = ()
+    purge: bool = True
+    trigger: dict[str, Any] = field(default_factory=lambda: {"source": "cli"})
+    priority: T.Priority = "high"
+    # URLs of this request that another batch covers (coalescing): url -> batch id.
+    carried: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What passed the filter (URLs as they will be requested), what did not, the tags."""
+
+    urls: list[str]
+    dropped: list[Dropped]
+    tags: list[str]
+
+
+def select(
+    filt: URLFilter, r: redis.Redis | None, req: WarmRequest, tag_urls: list[str] | None = None
+) -> Selection:
+    """Filter and normalize everything a request names; tags expand to their URLs.
+
+    `tag_urls`: the tags' URLs when the caller already looked them up (the shim does,
+    without blocking its event loop); else they are read from `r`.
+    """
+    ok_urls, dropped = filt.split(req.urls)
+    ok_paths, dropped_paths = filt.split(req.paths, paths=True)
+    tags = dedupe(t.strip() for t in req.tags if t.strip())
+    if tag_urls is None:
+        tag_urls = urls_for(r, tags) if tags and r is not None else []
+    ok_tags, dropped_tags = filt.split(tag_urls) if tag_urls else ([], [])
+    return Selection(
+        urls=dedupe([*ok_urls, *ok_paths, *ok_tags]),
+        dropped=[*dropped, *dropped_paths, *dropped_tags],
+        tags=tags,
+    )
+
+
+def new_batch_id() -> str:
+    return uuid.uuid4().hex
+
+
+def new_batch(
+    settings: Settings,
+    messages: Messages,
+    req: WarmRequest,
+    sel: Selection,
+    batch_id: str,
+    carried: dict[str, str] | None = None,
+    also: Sequence[Message] = (),
+) -> NewBatch:
+    """The one way a batch is built: its plan, trigger, dropped URLs and first messages.
+
+    A batch with nothing to warm is built finished, saying why; `also` are more
+    messages queued in the same step (coalescing's trailing runs).
+    """
+    carried = req.carried if carried is None else carried
+    plan = Plan.build(batch_id, settings, sel.urls, sel.tags, req.purge, req.priority)
+    note = nothing_to_warm(plan, carried)
+    push = [*([] if note else [messages.build(T.PURGE.name, (batch_id,))]), *also]
+    return NewBatch(plan, req.trigger, sel.dropped, carried, push, note)
+
+
+def publish(
+    rt: _Publisher,
+    req: WarmRequest,
+    batch_id: str | None = None,
+    selection: Selection | None = None,
+    also: Sequence[Message] = (),
+) -> Plan:
+    """Store the batch and queue its purge in one step; BrokerUnavailable leaves nothing behind.
+
+    `selection` skips filtering when the caller already did it.
+    """
+    try:
+        sel = selection or select(rt.url_filter, rt.redis, req)
+        new = new_batch(rt.settings, rt.messages, req, sel, batch_id or new_batch_id(), also=also)
+        rt.store.create(new)
+    except redis.RedisError as e:
+        raise BrokerUnavailable(f"Redis is unreachable: {type(e).__name__}") from None
+    return new.plan
+
+
+def nothing_to_warm(plan: Plan, carried: dict[str, str]) -> str | None:
+    """Why a batch has no work (it is then recorded finished), or None."""
+    if plan.urls or plan.tags:
+        return None
+    if carried:
+        return "every URL is covered by another batch (coalesced)"
+    return "nothing to warm: no URL passed the filter"
+
+
+class _Publisher(Protocol):
+    """What `publish` needs (a `warming.runtime.Runtime` has it all)."""
+
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def messages(self) -> Messages: ...
+    @property
+    def url_filter(self) -> URLFilter: ...
+    @property
+    def redis(self) -> redis.Redis: ...
+    @property
+    def store(self) -> BatchStore: ...

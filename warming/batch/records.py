@@ -1,0 +1,85 @@
+"""The typed records a batch keeps per (URL, PoP, variant): what was warmed, the verdict.
+
+They are stored as JSON in the batch's hashes (`warming.batch.store`) and shaped
+into the SPEC's report when it is read (`warming.batch.report`).
+"""
+
+from __future__ import annotations
+
+from typing import Literal, TypedDict
+
+from warming.batch.plan import Pair
+
+WarmOutcome = Literal["warmed", "failed"]
+VerdictOutcome = Literal["hit", "miss", "failed"]
+
+
+class _Record(TypedDict, total=False):
+    url: str
+    pop: str
+    variant: str
+    status: int | None
+    cache: str | None
+    cache_header: str | None
+    age: int | None
+    etag: str | None
+    last_modified: str | None
+    digest: str
+    size: int
+    keys: list[str]
+    ttfb_ms: float
+    elapsed_ms: float
+    # When the answer arrived (epoch seconds): the freshness proof compares Age with it.
+    at: float
+    attempts: int
+    error: str | None
+
+
+class WarmRecord(_Record, total=False):
+    """What a prefetch saw: `warmed` (an answer to verify) or `failed` (with why)."""
+
+    outcome: WarmOutcome
+
+
+class Verdict(_Record, total=False):
+    """A pair's final record: `hit`, `miss` (with why) or `failed` (with why)."""
+
+    outcome: VerdictOutcome
+    rewarmed: bool
+
+
+def failed(pair: Pair, error: str, attempts: int, status: int | None = None) -> Verdict:
+    """A pair that could not be warmed or verified, and why."""
+    return {
+        "url": pair.url,
+        "pop": pair.pop,
+        "variant": pair.variant,
+        "outcome": "failed",
+        "status": status,
+        "cache": None,
+        "attempts": attempts,
+        "error": error,
+    }
+
+
+def failed_warm(pair: Pair, error: str, attempts: int, status: int | None = None) -> WarmRecord:
+    """A prefetch that failed for good: kept as the warm record, reported as failed."""
+    return {
+        "url": pair.url,
+        "pop": pair.pop,
+        "variant": pair.variant,
+        "outcome": "failed",
+        "status": status,
+        "cache": None,
+        "attempts": attempts,
+        "error": error,
+    }
+
+
+def as_failed(rec: WarmRecord | Verdict, error: str | None = None) -> Verdict:
+    """`rec` as a failed verdict (keeping what it saw), with `error` if given."""
+    out: Verdict = {k: v for k, v in rec.items() if k != "outcome"}  # type: ignore[assignment]
+    out["outcome"] = "failed"
+    if error is not None:
+        out["error"] = error
+    return out

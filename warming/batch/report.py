@@ -1,0 +1,139 @@
+"""The SPEC's batch report: built from the records when it is read, and shown to people."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from datetime import UTC, datetime
+from typing import Any, TypedDict
+
+from warming.batch.plan import Plan
+from warming.batch.records import Verdict
+from warming.batch.store import BatchStore
+
+
+class Counts(TypedDict, total=False):
+    total: int
+    hit: int
+    miss: int
+    failed: int
+    dropped: int
+    pending: int
+
+
+class Report(TypedDict, total=False):
+    """SPEC "The batch report", plus `pending`, `deadline`, `pops`, `variants`, `purge`."""
+
+    batch_id: str
+    state: str
+    trigger: dict[str, Any]
+    counts: Counts
+    results: list[dict[str, Any]]
+    dropped: list[dict[str, str]]
+    started_at: str | None
+    finished_at: str | None
+    deadline: str | None
+    pops: list[str]
+    variants: list[str]
+    purge: bool
+    freshness: str
+    carried_by: dict[str, str]
+    error: str
+    note: str
+
+
+def iso(ts: float | None) -> str | None:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds") if ts else None
+
+
+# What each result shows: the SPEC's fields first, then what a person debugging wants.
+_PUBLIC = ("url", "pop", "variant", "outcome", "status", "cache", "attempts", "error")
+_EXTRA = ("age", "size", "etag", "ttfb_ms", "elapsed_ms", "rewarmed")
+
+
+def public(rec: Verdict) -> dict[str, Any]:
+    """One pair's entry in the report's `results`."""
+    raw: dict[str, Any] = dict(rec)
+    out = {k: raw.get(k) for k in _PUBLIC}
+    for k in _EXTRA:
+        if k in raw:
+            out[k] = raw[k]
+    return out
+
+
+def build(store: BatchStore, batch_id: str) -> Report | None:
+    """The report of a batch, or None for an unknown (or expired) batch."""
+    b = store.fields(batch_id)
+    if not b:
+        return None
+    plan = Plan.from_json(b["plan"])
+    results = store.results(batch_id)
+    ordered = [public(results[p.key]) for p in plan.all_pairs() if p.key in results]
+    counts = Counter(r["outcome"] for r in ordered)
+    dropped = json.loads(b.get("dropped") or "[]")
+    report: Report = {
+        "batch_id": batch_id,
+        "state": b.get("state", "queued"),
+        "trigger": json.loads(b.get("trigger") or "{}"),
+        "counts": {
+            "total": plan.total,
+            "hit": counts["hit"],
+            "miss": counts["miss"],
+            "failed": counts["failed"],
+            "dropped": len(dropped),
+            "pending": plan.total - len(ordered),
+        },
+        "results": ordered,
+        "dropped": dropped,
+        "started_at": iso(float(b["started_at"])) if b.get("started_at") else None,
+        "finished_at": iso(float(b["finished_at"])) if b.get("finished_at") else None,
+        "deadline": iso(plan.deadline),
+        "pops": [p.name for p in plan.pops],
+        "variants": [v.name for v in plan.variants],
+        "purge": plan.purge,
+    }
+    if b.get("carried_by"):
+        # Coalesced: these URLs of the request were purged and warmed by other batches.
+        report["carried_by"] = json.loads(b["carried_by"])
+    if b.get("error"):
+        report["error"] = b["error"]
+    if b.get("note"):
+        report["note"] = b["note"]
+    return report
+
+
+def exit_code(report: Report) -> int:
+    """0 when every (URL, PoP) verified HIT, 1 otherwise (an empty batch included)."""
+    c = report["counts"]
+    ok = report["state"] == "done" and c["total"] > 0 and c["hit"] == c["total"]
+    return 0 if ok else 1
+
+
+def render(report: Report) -> str:
+    """A human-readable report: summary, every pair that is not a HIT, what was dropped."""
+    c = report["counts"]
+    lines = [
+        f"batch {report['batch_id']}: {report['state']}",
+        f"  {c['hit']} hit, {c['miss']} miss, {c['failed']} failed of {c['total']} "
+        f"(URL, PoP) pairs; {c['dropped']} URL(s) dropped"
+        + (f"; {c['pending']} pending" if c.get("pending") else ""),
+    ]
+    for key in ("error", "note"):
+        if report.get(key):
+            lines.append(f"  {key}: {report[key]}")
+    bad = [r for r in report["results"] if r["outcome"] != "hit"]
+    for r in bad[:50]:
+        lines.append(
+            f"  {r['outcome'].upper():6} {r['pop']:<10} {r['url']}  {r.get('error') or ''}"
+        )
+    if len(bad) > 50:
+        lines.append(f"  ... and {len(bad) - 50} more (use --json for all)")
+    for d in report["dropped"][:20]:
+        lines.append(f"  DROPPED {d['url']}  {d['reason']}")
+    if len(report["dropped"]) > 20:
+        lines.append(f"  ... and {len(report['dropped']) - 20} more dropped")
+    return "\n".join(lines)
+
+
+def dump(report: Report) -> str:
+    return json.dumps(report, indent=2)

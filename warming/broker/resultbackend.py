@@ -1,0 +1,33 @@
+"""Celery's Redis result backend, minus subscriptions to results nobody awaits.
+
+Stock, every process that publishes a group or chord subscribes (Redis pub/sub) to
+each header task's result channel until the result arrives: hundreds of channels
+per slice on the worker that launches it, and a 20-second reconnect storm when an
+embedded Redis goes away. Warming never waits on a Celery result (its own records
+live in warming.batch.store), so this backend stores results, which chords need, and
+never subscribes. `AsyncResult.get()` is therefore unsupported; nothing calls it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery.backends.redis import RedisBackend
+
+
+class QuietRedisBackend(RedisBackend):  # type: ignore[misc]
+    def on_task_call(self, producer: Any, task_id: str) -> None:
+        return None
+
+    def add_pending_result(
+        self, result: Any, weak: bool = False, start_drainer: bool = True
+    ) -> Any:
+        return result
+
+    def remove_pending_result(self, result: Any) -> Any:
+        return result
+
+
+def backend_url(redis_url: str) -> str:
+    """The `result_backend` setting that selects this class for `redis_url`."""
+    return f"warming.broker.resultbackend:QuietRedisBackend+{redis_url}"

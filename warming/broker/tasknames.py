@@ -1,0 +1,68 @@
+"""The one table of warming's Celery tasks: name, queue and options.
+
+The task decorators (`warming.tasks`), `task_routes` (`warming.broker.config`) and
+the message builder (`warming.broker.messages`) all read it, so code publishes a
+task by its name and never imports `warming.tasks` to do so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from warming.settings import Priority
+
+# One queue per task kind: Redis priorities are approximate, separate queues are the
+# reliable way to keep purges and verifications from waiting behind 100k prefetches.
+Q_PURGE = "warming.purge"
+Q_PREFETCH = "warming.prefetch"
+Q_PREFETCH_BULK = "warming.prefetch.bulk"
+Q_VERIFY = "warming.verify"
+Q_CONTROL = "warming.control"
+QUEUES = (Q_PURGE, Q_VERIFY, Q_CONTROL, Q_PREFETCH, Q_PREFETCH_BULK)
+
+__all__ = ["COMMON", "QUEUES", "TASKS", "Priority", "TaskSpec", "prefetch_queue", "task_routes"]
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """What a publisher needs to know about a task without importing it."""
+
+    name: str
+    queue: str
+    # Results are stored only where a chord needs them (prefetch's one word): nobody
+    # waits on the others, and a stored result makes every publisher subscribe to it.
+    ignore_result: bool = True
+
+
+PURGE = TaskSpec("warming.purge", Q_PURGE)
+LAUNCH_SLICE = TaskSpec("warming.launch_slice", Q_CONTROL)
+PREFETCH = TaskSpec("warming.prefetch", Q_PREFETCH, ignore_result=False)
+VERIFY = TaskSpec("warming.verify", Q_VERIFY)
+FLUSH_TRAILING = TaskSpec("warming.flush_trailing", Q_CONTROL)
+
+TASKS: dict[str, TaskSpec] = {
+    t.name: t for t in (PURGE, LAUNCH_SLICE, PREFETCH, VERIFY, FLUSH_TRAILING)
+}
+
+# Options every task shares (CELERY_NOTES, "Retries, acks, crashes"): a message is
+# acknowledged after it ran, and a task whose worker died is requeued, not failed.
+COMMON: dict[str, Any] = {
+    "bind": True,
+    "acks_late": True,
+    "reject_on_worker_lost": True,
+    "max_retries": None,  # attempts are counted by us, in kwargs, per cause
+}
+
+
+def prefetch_queue(priority: str) -> str:
+    """The prefetch queue for a batch of this priority (the one place that decides).
+
+    Bulk prefetches use their own queue so a 100k-URL crawl never delays a publish.
+    """
+    return Q_PREFETCH_BULK if priority == "bulk" else Q_PREFETCH
+
+
+def task_routes() -> dict[str, dict[str, str]]:
+    """Celery's `task_routes` for the table."""
+    return {t.name: {"queue": t.queue} for t in TASKS.values()}

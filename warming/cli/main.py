@@ -1,0 +1,120 @@
+"""The `warming` command: a thin front door onto publish, wait and report."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+
+from warming.batch import report as reports
+from warming.batch.publish import WarmRequest, publish
+from warming.cli.embedded import running
+from warming.cli.show import wait
+from warming.errors import ConfigError, WarmingError
+from warming.runtime import use
+from warming.settings import Settings, load_settings
+from warming.sources.lists import from_file, from_sitemap
+
+EXIT_OK, EXIT_NOT_ALL_HIT, EXIT_USAGE = 0, 1, 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="warming", description="Purge, warm and verify CDN caches.")
+    sub = p.add_subparsers(dest="command", required=True)
+    w = sub.add_parser("warm", help="build one batch and publish it")
+    w.add_argument("urls", nargs="*", metavar="URL")
+    w.add_argument("--sitemap", action="append", default=[], metavar="URL")
+    w.add_argument("--file", action="append", default=[], metavar="PATH")
+    w.add_argument("--tag", action="append", default=[], metavar="KEY")
+    w.add_argument("--no-purge", action="store_true")
+    w.add_argument("--wait", action="store_true", help="show progress, end with the report")
+    w.add_argument("--json", action="store_true")
+    r = sub.add_parser("report", help="a batch's report")
+    r.add_argument("batch_id")
+    r.add_argument("--json", action="store_true")
+    s = sub.add_parser("serve", help="run the webhook shim")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8080)
+    s.add_argument("--workers", type=int, default=1, help="shim processes sharing the port")
+    sub.add_parser("demo", help="the whole system on this machine, with a local site and edges")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        if args.command == "demo":
+            from warming.cli.demo import run_demo
+
+            return int(run_demo())
+        settings = load_settings()
+        if args.command == "warm":
+            return _warm(settings, args)
+        if args.command == "report":
+            return _report(settings, args)
+        from warming.shim.serving import serve
+
+        code = serve(use(settings), args.host, args.port, args.workers)
+        return int(code)
+    except ConfigError as e:
+        print(f"warming: invalid configuration: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except WarmingError as e:
+        print(f"warming: {e}", file=sys.stderr)
+        return EXIT_NOT_ALL_HIT
+    except KeyboardInterrupt:
+        print("warming: interrupted", file=sys.stderr)
+        return 130
+
+
+def _warm(settings: Settings, args: argparse.Namespace) -> int:
+    urls = list(args.urls)
+    for path in args.file:
+        urls += from_file(path)
+    if not (urls or args.sitemap or args.tag):
+        print("warming warm: give at least one URL, --file, --sitemap or --tag", file=sys.stderr)
+        return EXIT_USAGE
+    embedded = not settings.broker_url
+    with running(settings) as rt:
+        pop = next((p for p in settings.pops if p.tier != "shield"), settings.pops[0])
+        for sm in args.sitemap:
+            urls += from_sitemap(rt.client, pop, sm)
+        absolute = [u for u in urls if "://" in u]
+        paths = [u for u in urls if "://" not in u]
+        req = WarmRequest(
+            urls=absolute,
+            paths=paths,
+            tags=args.tag,
+            purge=not args.no_purge,
+            trigger={"source": "cli"},
+        )
+        plan = publish(rt, req)
+        if not args.wait and not embedded:
+            print(json.dumps({"batch_id": plan.batch_id}) if args.json else plan.batch_id)
+            return EXIT_OK
+        if not args.json:
+            print(f"batch {plan.batch_id}", file=sys.stderr)
+        report = wait(rt.store, plan.batch_id)
+    if args.json and not args.wait:
+        print(json.dumps({"batch_id": plan.batch_id}))
+        print(reports.render(report), file=sys.stderr)
+    else:
+        print(reports.dump(report) if args.json else reports.render(report))
+    return reports.exit_code(report)
+
+
+def _report(settings: Settings, args: argparse.Namespace) -> int:
+    rt = use(settings)
+    report = reports.build(rt.store, args.batch_id)
+    if report is None:
+        print(f"warming report: no batch {args.batch_id} (unknown or expired)", file=sys.stderr)
+        return EXIT_NOT_ALL_HIT
+    print(reports.dump(report) if args.json else reports.render(report))
+    return reports.exit_code(report)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

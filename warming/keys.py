@@ -1,0 +1,66 @@
+"""Every Redis key warming writes, in one place so operators can find them.
+
+Each name is a template filled with `.format()`; each says what it holds and why it
+exists. Queue names live with the task table (`warming.broker.tasknames`).
+"""
+
+from __future__ import annotations
+
+# Every key starts with this, so `redis-cli --scan --pattern 'warming:*'` shows all of ours
+# and a shared Redis can be cleaned up without touching Celery's own keys.
+PREFIX = "warming:"
+
+# Hash: the batch's state, plan, timestamps and live counters (one HGETALL per report).
+BATCH = PREFIX + "batch:{id}"
+# Hash: what each (URL, PoP, variant) prefetch saw (status, cache, digest, ...); kept
+# out of chord results so the chord join stays tiny however big the batch.
+WARM = PREFIX + "batch:{id}:warm"
+# Hash: each pair's final verdict (hit, miss, failed) after verification.
+RESULTS = PREFIX + "batch:{id}:results"
+# Hash: URL -> what the origin serves now (ETag, Last-Modified, digest), fetched once per
+# URL, not per PoP: the freshness proof every PoP's answer is compared with.
+ORIGIN = PREFIX + "batch:{id}:origin"
+# Set: "phase:slice" ids that have been verified; the last one starts the next phase.
+SLICES_DONE = PREFIX + "batch:{id}:slices:{phase}"
+# Set: slices of a phase whose chord has been published. Slice n, once verified, launches
+# slice n + slices_in_flight, so at most that many slices' messages sit in the broker.
+LAUNCHED = PREFIX + "batch:{id}:launched:{phase}"
+# String (SET NX): guards so that a phase starts, and a batch finishes, exactly once
+# even when tasks are redelivered after a crash.
+GUARD = PREFIX + "batch:{id}:guard:{what}"
+# Sorted set: unfinished batches scored by deadline; the watchdog reads it.
+ACTIVE = PREFIX + "active"
+# Sorted set of recent batch ids by start time: `warming batches` lists it. Trimmed to
+# RECENT_KEEP entries whenever a batch is recorded, so it never grows without bound.
+RECENT = PREFIX + "recent"
+
+# GCRA state of a named cluster-wide rate limit (one string per limit).
+LIMIT = PREFIX + "limit:{name}"
+# Set: the URLs last seen carrying a surrogate key.
+TAG = PREFIX + "tag:{key}"
+# Set: the surrogate keys a URL carried when last fetched, to drop it from keys it lost.
+URL_TAGS = PREFIX + "urltags:{url}"
+# String: webhook-id -> batch id, for idempotent redelivery.
+WEBHOOK_ID = PREFIX + "webhook:{id}"
+# Coalescing state of the webhook shim; COALESCE_* below are the suffixes its scripts use.
+COALESCE = PREFIX + "coalesce:{key}"
+COALESCE_PREFIX = COALESCE.format(key="")
+# String with a TTL: the batch that leads a URL for one coalescing window.
+COALESCE_URL = COALESCE_PREFIX + "url:{url}"
+# String: the trailing batch opened behind a leader.
+COALESCE_TRAIL = COALESCE_PREFIX + "trail:{leader}"
+# String: a trailing batch's leader (for its report's `trailing_for`).
+COALESCE_LEADER = COALESCE_PREFIX + "leader:{id}"
+# String with a TTL: while it exists, a trailing batch is not yet due.
+COALESCE_DUE = COALESCE_PREFIX + "due:{id}"
+# Set: the URLs waiting in a trailing batch.
+COALESCE_URLS = COALESCE_PREFIX + "urls:{id}"
+# String: a trailing batch that was published and takes no more URLs.
+COALESCE_FLUSHED = COALESCE_PREFIX + "flushed:{id}"
+
+# kombu's Redis transport: hash of every message a worker holds (running, reserved or
+# waiting for its ETA). The watchdog looks here before it calls a message lost.
+KOMBU_UNACKED = "unacked"
+
+# How many batch ids `warming:recent` keeps (about 1 MB of Redis).
+RECENT_KEEP = 10_000

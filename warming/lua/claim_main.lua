@@ -1,0 +1,2 @@
+local lead, follow = claim(ARGV, 1)
+return {lead, follow}

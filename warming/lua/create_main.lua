@@ -1,0 +1,1 @@
+create(ARGV, 1)

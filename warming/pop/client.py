@@ -1,0 +1,211 @@
+"""One HTTP request to one PoP, read to the end and measured.
+
+Warming never connects to a URL's own host: every request goes to a configured PoP
+address and carries the site's name as `Host` (and, over HTTPS, as TLS SNI and the
+name the certificate must match), exactly as a visitor's request reaches that PoP.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from warming.errors import FetchError, RetryLater
+from warming.pop.cachestatus import CacheStatus, cache_status
+from warming.pop.retry import parse_retry_after
+from warming.settings import FetchSettings, PopSettings, Variant
+
+# Headers that carry surrogate keys: Fastly/Varnish, Cloudflare/Akamai, varnish xkey.
+SURROGATE_HEADERS = ("surrogate-key", "cache-tag", "xkey")
+_CHUNK = 64 * 1024
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """What a PoP answered for one URL."""
+
+    status: int
+    cache: CacheStatus
+    age: int | None
+    etag: str | None
+    digest: str
+    size: int
+    keys: tuple[str, ...]
+    ttfb_ms: float
+    elapsed_ms: float
+    location: str | None = None
+    retry_after: float | None = None
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+
+class _SNIAdapter(HTTPAdapter):
+    """HTTPS to a PoP's address, with the site's name as SNI and certificate name."""
+
+    def __init__(self, server_hostname: str, **kwargs: Any) -> None:
+        self._server_hostname = server_hostname
+        super().__init__(**kwargs)
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["server_hostname"] = self._server_hostname
+        kwargs["assert_hostname"] = self._server_hostname
+        super().init_poolmanager(*args, **kwargs)
+
+
+class PopClient:
+    """Sends requests to PoPs; one keep-alive session per thread and site host."""
+
+    def __init__(self, settings: FetchSettings) -> None:
+        self._settings = settings
+        self._local = threading.local()
+
+    def _session(self, host: str) -> requests.Session:
+        sessions: dict[str, requests.Session] = self._local.__dict__.setdefault("sessions", {})
+        s = sessions.get(host)
+        if s is None:
+            s = requests.Session()
+            s.trust_env = False  # a proxy from the environment must not sit between us and a PoP
+            s.mount("https://", _SNIAdapter(host, pool_maxsize=4))
+            s.mount("http://", HTTPAdapter(pool_maxsize=4))
+            sessions[host] = s
+        return s
+
+    def request(
+        self,
+        method: str,
+        pop: PopSettings,
+        url: str,
+        headers: Mapping[str, str] | None = None,
+    ) -> requests.Response:
+        """Send `method` for `url` to `pop`; the caller reads and closes the response."""
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        target = pop.url + (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        hdrs = {"Host": parts.netloc, "User-Agent": self._settings.user_agent}
+        hdrs.update(headers or {})
+        try:
+            return self._session(host).request(
+                method,
+                target,
+                headers=hdrs,
+                stream=True,
+                allow_redirects=False,
+                timeout=(self._settings.connect_timeout_s, self._settings.read_timeout_s),
+                verify=self._settings.ca_bundle or self._settings.verify_tls,
+            )
+        except requests.exceptions.SSLError as e:
+            # A certificate that does not match or does not chain will not fix itself.
+            raise FetchError(_describe(e), url=url, pop=pop.name) from None
+        except requests.RequestException as e:
+            raise RetryLater(_describe(e), url=url, pop=pop.name) from None
+
+    def get(self, pop: PopSettings, url: str, variant: Variant) -> Fetched:
+        """GET `url` through `pop`, read the whole body, and classify the answer.
+
+        Raises RetryLater for 429, 5xx and network errors, FetchError for answers that
+        retrying will not change (redirects, 4xx).
+        """
+        t0 = time.perf_counter()
+        resp = self.request("GET", pop, url, variant.headers)
+        ttfb = time.perf_counter() - t0
+        digest = hashlib.sha256()
+        size = 0
+        deadline = t0 + self._settings.total_timeout_s
+        try:
+            # read1: what one receive brings, so the deadline is checked between
+            # receives (read(amt) would block until amt bytes or the end of the body).
+            while chunk := resp.raw.read1(_CHUNK, decode_content=False):
+                digest.update(chunk)
+                size += len(chunk)
+                if time.perf_counter() > deadline:
+                    raise RetryLater(
+                        f"body not complete after {self._settings.total_timeout_s:g} s",
+                        url=url,
+                        pop=pop.name,
+                    )
+        except RetryLater:
+            raise
+        except Exception as e:  # urllib3/requests raise a wide variety mid-body
+            raise RetryLater(f"body read failed: {_describe(e)}", url=url, pop=pop.name) from None
+        finally:
+            resp.close()
+        got = Fetched(
+            status=resp.status_code,
+            cache=cache_status(resp.headers, pop.cache_header),
+            age=_int(resp.headers.get("age")),
+            etag=resp.headers.get("etag"),
+            digest=digest.hexdigest(),
+            size=size,
+            keys=surrogate_keys(resp.headers),
+            ttfb_ms=ttfb * 1000,
+            elapsed_ms=(time.perf_counter() - t0) * 1000,
+            location=resp.headers.get("location"),
+            retry_after=parse_retry_after(resp.headers.get("retry-after")),
+            headers=dict(resp.headers),
+        )
+        check_status(got, url, pop.name)
+        return got
+
+
+def check_status(got: Fetched, url: str, pop: str) -> None:
+    """Raise for a status that is not a cacheable success."""
+    s = got.status
+    if s in (429, 503) or s >= 500:
+        raise RetryLater(f"PoP answered {s}", delay=got.retry_after, url=url, pop=pop, status=s)
+    if 300 <= s < 400:
+        where = f" to {got.location}" if got.location else ""
+        raise FetchError(f"redirect {s}{where} is not followed", url=url, pop=pop, status=s)
+    if s >= 400 or s < 200:
+        raise FetchError(f"PoP answered {s}", url=url, pop=pop, status=s)
+
+
+def surrogate_keys(headers: Mapping[str, str]) -> tuple[str, ...]:
+    """Every surrogate key the response carries, de-duplicated, in order."""
+    seen: dict[str, None] = {}
+    for name in SURROGATE_HEADERS:
+        value = headers.get(name)
+        if value:
+            for key in value.replace(",", " ").split():
+                seen.setdefault(key, None)
+    return tuple(seen)
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+_CAUSES = re.compile(
+    r"(hostname '[^']*' doesn't match '[^']*'|certificate verify failed[^)'\"]*"
+    r"|Connection refused|Connection reset|timed out|Name or service not known)"
+)
+
+
+def _describe(e: BaseException) -> str:
+    """A short reason for a network error, without the noisy urllib3 repr chain."""
+    m = _CAUSES.search(" ".join(str(x) for x in _chain(e)))
+    if m:
+        return f"{type(e).__name__}: {m.group(1).strip()}"
+    return f"{type(e).__name__}: {str(e)[:200]}"
+
+
+def _chain(e: BaseException) -> list[BaseException]:
+    """`e` and what caused it: requests wraps urllib3, which wraps ssl and socket errors."""
+    seen: list[BaseException] = []
+    todo: list[object] = [e]
+    while todo and len(seen) < 10:
+        x = todo.pop()
+        if isinstance(x, BaseException) and x not in seen:
+            seen.append(x)
+            todo += [getattr(x, "reason", None), x.__cause__, x.__context__, *x.args]
+    return seen

@@ -1,0 +1,59 @@
+"""Moving a batch through its phases: shields, then edges, a window of slices at a time.
+
+    purge ──> start_phase(0) ──> slices 0..window-1, each a chord:
+                                 chord([prefetch(url, pop, variant) ...], verify(batch, 0, n))
+              verify(slice n) ──> launches slice n + window; the last of a phase
+                                  starts the next phase, the last of all finishes the batch
+
+Rules from CELERY_NOTES.md that shape this module: a chord header is at most
+`batch.slice_size` tasks, it is published by a task (never carried inside another
+message), and at most `batch.slices_in_flight` slices of a phase are in the broker.
+"""
+
+from __future__ import annotations
+
+from warming.batch.plan import Plan
+from warming.broker import tasknames as T
+from warming.runtime import Runtime
+
+
+def start_phase(rt: Runtime, plan: Plan, phase: int) -> None:
+    """Launch the first window of a phase's slices, once, however many tasks get here."""
+    if not rt.store.claim(plan.batch_id, f"phase{phase}"):
+        return
+    rt.store.set_state(plan.batch_id, "warming")
+    if plan.phase_size(phase) == 0:  # a tags-only purge: nothing to warm
+        advance(rt, plan, phase)
+        return
+    window = min(plan.n_slices(phase), plan.slices_in_flight)
+    if window <= 2:  # small batches: skip a hop, webhook-to-verified latency matters
+        for s in range(window):
+            launch_once(rt, plan, phase, s)
+        return
+    # One task per slice: the window is published by every worker at once.
+    for s in range(window):
+        rt.canvas.send(T.LAUNCH_SLICE, (plan.batch_id, phase, s))
+
+
+def launch_once(rt: Runtime, plan: Plan, phase: int, n: int) -> None:
+    """Publish slice `n` unless it already was (a crash between the two may repeat it:
+    a repeated slice costs requests, a skipped one would stall the batch)."""
+    if n < plan.n_slices(phase) and not rt.store.launched(plan.batch_id, phase, n):
+        launch_chord(rt, plan, phase, n)
+        rt.store.mark_launched(plan.batch_id, phase, n)
+
+
+def launch_chord(rt: Runtime, plan: Plan, phase: int, n: int) -> None:
+    """Publish slice `n`'s chord: its prefetches, then its verification."""
+    header: list[tuple[tuple[str, ...], dict[str, object]]] = [
+        ((plan.batch_id, p.url, p.pop, p.variant), {}) for p in plan.slice(phase, n)
+    ]
+    rt.canvas.chord(header, T.prefetch_queue(plan.priority), (T.VERIFY, (plan.batch_id, phase, n)))
+
+
+def advance(rt: Runtime, plan: Plan, phase: int) -> None:
+    """A phase is verified: warm the next tier, or finish the batch."""
+    if phase + 1 < len(plan.phases()):
+        start_phase(rt, plan, phase + 1)
+    else:
+        rt.store.finish(plan.batch_id, "done")
