@@ -121,9 +121,18 @@ def test_normalize_refuses_what_it_cannot_parse(raw: str) -> None:
         ("https://www.example.com/blog/preview", "https://www.example.com/blog/preview"),
         ("https://www.example.com/a//../preview", "https://www.example.com/a/preview"),
         (
+            # The query as given: a cache keys on the URL as sent (issue 9, query order).
             "https://www.example.com/x?tokens=1&mytoken=2",
-            "https://www.example.com/x?mytoken=2&tokens=1",
+            "https://www.example.com/x?tokens=1&mytoken=2",
         ),
+        (
+            "https://www.example.com/blog?page=2&lang=en",
+            "https://www.example.com/blog?page=2&lang=en",
+        ),
+        ("https://www.example.com/x?b=1&utm_source=a&a=2", "https://www.example.com/x?b=1&a=2"),
+        ("https://www.example.com/x?", "https://www.example.com/x?"),
+        ("https://www.example.com/%7euser", "https://www.example.com/%7Euser"),
+        ("https://www.example.com/a/%2e%2E/c?q=a+b", "https://www.example.com/c?q=a+b"),
         (
             "https://www.example.com/x?utm_source=a&UTM_MEDIUM=b&gclid=c&fbclid=d&b=2",
             "https://www.example.com/x?b=2",
@@ -375,7 +384,8 @@ def test_split_dedups_after_normalization_in_first_seen_order() -> None:
             "https://www.example.com/./b",
         ]
     )
-    assert accepted == ["https://www.example.com/a?a=1&b=2", "https://www.example.com/b"]
+    # One URL per normal form, sent as first given (host lower-cased, port and fragment gone).
+    assert accepted == ["https://www.example.com/a?b=2&a=1", "https://www.example.com/b"]
     assert dropped == []
 
 
@@ -603,3 +613,12 @@ def test_denied_parameter_values_are_redacted_in_the_drop() -> None:
     assert ok == []
     assert "s3cret" not in dropped[0].url and "Token=REDACTED" in dropped[0].url
     assert "x=1" in dropped[0].url  # only the credential is hidden
+
+
+def test_reordered_queries_are_one_url_and_the_first_spelling_is_the_one_sent() -> None:
+    given = BASE + "/blog?page=2&lang=en"
+    accepted, dropped = F.split([given, BASE + "/blog?lang=en&page=2", given + "&utm_source=x"])
+    assert accepted == [given]
+    assert dropped == []
+    # The normal form still exists, for de-duplication only.
+    assert F.accept(given) == (given, BASE + "/blog?lang=en&page=2")

@@ -88,18 +88,24 @@ class PopClient:
         """Send `method` for `url` to `pop`; the caller reads and closes the response."""
         parts = urlsplit(url)
         host = parts.hostname or ""
-        target = pop.url + (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        # Path and query exactly as given ("/x?" keeps its "?": a cache keys on it).
+        rest = url.split("#", 1)[0][len(f"{parts.scheme}://{parts.netloc}") :]
+        target = pop.url + (rest if rest.startswith("/") else "/" + rest)
         hdrs = {"Host": parts.netloc, "User-Agent": self._settings.user_agent}
         hdrs.update(headers or {})
+        session = self._session(host)
         try:
-            return self._session(host).request(
-                method,
-                target,
-                headers=hdrs,
+            prep = session.prepare_request(requests.Request(method, pop.url + "/", headers=hdrs))
+            # The target exactly as the filter gave it: requests would decode escapes of
+            # unreserved characters (%7E -> ~), and a cache keys on the URL as sent.
+            prep.url = target
+            return session.send(
+                prep,
                 stream=True,
                 allow_redirects=False,
                 timeout=(self._settings.connect_timeout_s, self._settings.read_timeout_s),
                 verify=self._settings.ca_bundle or self._settings.verify_tls,
+                proxies={},
             )
         except requests.exceptions.SSLError as e:
             # A certificate that does not match or does not chain will not fix itself.

@@ -1,5 +1,11 @@
 """URL normalization and the URL filter every batch URL passes through.
 
+Two forms of an accepted URL: the one a visitor's browser sends (`check` returns
+it: the path and query as given, only tracking parameters stripped, host in its
+ASCII form, dot segments resolved, characters a browser escapes escaped), which is
+what warming requests and reports, since a cache keys on the URL as sent; and the
+RFC 3986 normal form (`normalize`, query sorted), used only to drop duplicates.
+
 The filter is the security boundary for URLs that arrive in payloads: a URL it
 accepts is http(s), names an allowed host with no user info, and avoids denied
 paths and parameters. Anything that parsers and browsers read differently
@@ -18,6 +24,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
 from urllib.parse import unquote, unquote_plus
+
+import idna
 
 from warming import defaults
 from warming.errors import ConfigError, RejectedURL
@@ -63,14 +71,36 @@ class _Parts:
     port: int | None  # None: the scheme's default
     path: str
     params: tuple[str, ...]  # normalized "key=value" pieces, sorted by key
+    # As a browser sends them: the path with dot segments resolved and the query in its
+    # given order (None: no "?"), each with only the characters a browser escapes escaped.
+    given_path: str = "/"
+    given_query: str | None = None
 
     def unparse(self, strip: Iterable[str] = ()) -> str:
+        """The normal form (query sorted): for telling duplicates apart, never for sending."""
         globs = [g.lower() for g in strip]
         params = [p for p in self.params if not _matches_any(_key(p), globs)]
+        query = "?" + "&".join(params) if params else ""
+        return self._origin() + self.path + query
+
+    def given(self, strip: Iterable[str] = ()) -> str:
+        """The URL as a visitor requests it, with only the `strip` parameters removed."""
+        if self.given_query is None:
+            return self._origin() + self.given_path
+        globs = [g.lower() for g in strip]
+        pieces = self.given_query.split("&")
+        kept = [p for p in pieces if not (p and _matches_any(_key(p), globs))]
+        if len(kept) == len(pieces):
+            query = "?" + self.given_query
+        else:
+            rest = "&".join(p for p in kept if p)
+            query = "?" + rest if rest else ""
+        return self._origin() + self.given_path + query
+
+    def _origin(self) -> str:
         user = "" if self.userinfo is None else self.userinfo + "@"
         port = "" if self.port is None else f":{self.port}"
-        query = "?" + "&".join(params) if params else ""
-        return f"{self.scheme}://{user}{self.host}{port}{self.path}{query}"
+        return f"{self.scheme}://{user}{self.host}{port}"
 
 
 def normalize(url: str, *, strip_params: Iterable[str] = ()) -> str:
@@ -113,7 +143,11 @@ class URLFilter:
         )
 
     def check(self, raw: str) -> str:
-        """`raw` normalized, or RejectedURL(raw, reason) if it must not be warmed."""
+        """`raw` as a visitor requests it, or RejectedURL(raw, reason) if it must not be warmed."""
+        return self.accept(raw)[0]
+
+    def accept(self, raw: str) -> tuple[str, str]:
+        """(`check`'s URL, its normal form for de-duplication), or RejectedURL."""
         try:
             return self._check(raw)
         except ValueError:
@@ -130,10 +164,18 @@ class URLFilter:
             raise RejectedURL(path, "a scheme-relative URL is not a path")
         if _SCHEME.match(path):
             raise RejectedURL(path, "an absolute URL is not a path")
-        return self.check(self._base.prefix + "/" + path.removeprefix("/"))
+        return self.check(self._join(path))
+
+    def _join(self, path: str) -> str:
+        _refuse_ambiguous(path)
+        if path.startswith("//"):
+            raise RejectedURL(path, "a scheme-relative URL is not a path")
+        if _SCHEME.match(path):
+            raise RejectedURL(path, "an absolute URL is not a path")
+        return self._base.prefix + "/" + path.removeprefix("/")
 
     def split(self, raws: Iterable[str], *, paths: bool = False) -> tuple[list[str], list[Dropped]]:
-        """Accepted URLs (normalized, deduplicated, first-seen order) and the dropped ones.
+        """Accepted URLs (as `check` gives them; one per normal form, first seen) and the dropped.
 
         With `paths`, each item goes through `join` instead of `check`. Never raises
         for a bad item, whatever its type; repeated drops are listed once.
@@ -146,19 +188,19 @@ class URLFilter:
             try:
                 if not isinstance(raw, str):
                     raise RejectedURL(_clip(repr(raw)), "not a string")
-                url = self.join(raw) if paths else self.check(raw)
+                url, canonical = self.accept(self._join(raw) if paths else raw)
             except RejectedURL as e:
                 drop = Dropped(e.url, e.reason)
                 if drop not in seen_dropped:
                     seen_dropped.add(drop)
                     dropped.append(drop)
                 continue
-            if url not in seen:
-                seen.add(url)
+            if canonical not in seen:
+                seen.add(canonical)
                 accepted.append(url)
         return accepted, dropped
 
-    def _check(self, raw: str) -> str:
+    def _check(self, raw: str) -> tuple[str, str]:
         if len(raw) > MAX_URL_LENGTH:
             raise RejectedURL(_clip(raw), f"URL is longer than {MAX_URL_LENGTH} characters")
         _refuse_ambiguous(raw)
@@ -190,11 +232,13 @@ class URLFilter:
                 # The value is a credential: it must not reach a report, a log or a CMS.
                 shown = _redact(raw, self._deny_params)
                 raise RejectedURL(shown, f"query parameter {key!r} is denied by site.deny_params")
-        url = parts.unparse(self.strip_params)
+        url = parts.given(self.strip_params)
         if len(url) > MAX_URL_LENGTH:
             reason = f"URL is longer than {MAX_URL_LENGTH} characters once normalized"
             raise RejectedURL(_clip(raw), reason)
-        return url
+        # The normal form of what is sent: two spellings that go out as the same bytes
+        # ("/[" and "/%5B") must be one URL, not two.
+        return url, _parse(url).unparse()
 
     @cached_property
     def _base(self) -> _Base:
@@ -255,6 +299,8 @@ def _parse(url: str) -> _Parts:
         port=port,
         path=_remove_dot_segments(_pct(path)) if path else "/",
         params=tuple(sorted(params, key=_key)),
+        given_path=_browser_dots(_escape(path, _PATH_AS_IS)) if path else "/",
+        given_query=_escape(query, _QUERY_AS_IS) if rest.group(3) is not None else None,
     )
 
 
@@ -284,7 +330,9 @@ def _normalize_host(url: str, host: str) -> str:
     if "%" in host:
         raise RejectedURL(url, "not a valid URL: percent-encoded host")
     if not host.isascii():
-        host = host.encode("idna").decode("ascii")
+        # UTS #46 non-transitional, as browsers map a host (IDNA 2003 would read "ß" and
+        # some symbols differently from the browser that visitors use).
+        host = idna.encode(host, uts46=True, transitional=False).decode("ascii")
     host = host.lower().removesuffix(".")
     if len(host) > 253 or not all(_LABEL.fullmatch(label) for label in host.split(".")):
         raise RejectedURL(url, f"not a valid URL: bad host {host!r}")
@@ -319,6 +367,51 @@ def _pct(text: str) -> str:
             out.extend(f"%{b:02X}" for b in c.encode("utf-8"))
         i += 1
     return "".join(out)
+
+
+# The characters sent as they are; every other one is percent-encoded. These are
+# urllib3's (it re-encodes every request target it sends, `_encode_target`), so the URL
+# warming reports is byte for byte the URL on the wire. A browser escapes a little less
+# (it sends "[", "]", "|" and "^" raw, and keeps lower-case escapes): README says so.
+_SENT_AS_IS = frozenset(string.ascii_letters + string.digits + "-._~" + "!$&'()*+,;=" + ":@/")
+_PATH_AS_IS = _SENT_AS_IS
+_QUERY_AS_IS = _SENT_AS_IS | {"?"}
+_ESCAPE = re.compile("%([0-9A-Fa-f]{2})")
+
+
+def _escape(text: str, as_is: frozenset[str]) -> str:
+    """`text` escaped as it will be sent: escapes kept (hex upper-case), the rest encoded.
+
+    A "%" that starts no escape makes every "%" literal (%25), as urllib3 does.
+    """
+    text = _ESCAPE.sub(lambda m: "%" + m.group(1).upper(), text)
+    keep_escapes = len(_ESCAPE.findall(text)) == text.count("%")
+    out: list[str] = []
+    for c in text:
+        if (c == "%" and keep_escapes) or c in as_is:
+            out.append(c)
+        else:
+            out.extend(f"%{b:02X}" for b in c.encode("utf-8"))
+    return "".join(out)
+
+
+_SINGLE_DOT = frozenset({".", "%2E"})
+_DOUBLE_DOT = frozenset({"..", ".%2E", "%2E.", "%2E%2E"})
+
+
+def _browser_dots(path: str) -> str:
+    """Dot segments resolved as a browser resolves them ("%2e" counts as ".")."""
+    segments = path.split("/")[1:]
+    out: list[str] = []
+    for seg in segments:
+        if seg.upper() in _DOUBLE_DOT:
+            if out:
+                out.pop()
+        elif seg.upper() not in _SINGLE_DOT:
+            out.append(seg)
+    if segments and segments[-1].upper() in _SINGLE_DOT | _DOUBLE_DOT:
+        out.append("")
+    return "/" + "/".join(out)
 
 
 def _remove_dot_segments(path: str) -> str:
