@@ -34,7 +34,19 @@ RETRY_AFTER_CAP_S = 30.0
 # First backoff step; doubled per attempt with full jitter.
 BACKOFF_BASE_S = 1.0
 USER_AGENT = "warming/0.1 (+cache warmer)"
+
+# The varnish-modules xkey documentation's purge header; "xkey" is common too.
+TAG_HEADER = "xkey-purge"
+# Only a 200 is the page a visitor asked for; a cached 404 or 204 is not "warm".
+HIT_STATUSES = (200,)
+# The freshness proof by age: an object whose Age exceeds the time since its batch's purge
+# began was filled before that purge. Age is whole seconds (some caches round it up) and
+# a PoP's clock may run slightly fast: this much slack, and no more, is allowed.
+AGE_SLACK_S = 2.0
 PURGE_TIMEOUT_S = 10.0
+# The `cdn.provider` values warming/cdn/ implements (warming.cdn checks it agrees): any
+# other is refused when the settings load, not when the first purge would crash on it.
+CDN_PROVIDERS = ("varnish", "none")
 
 # Redis broker visibility timeout. It bounds how long the tasks of a SIGKILLed worker
 # stay invisible before another worker gets them (the 2-minute recovery target), so

@@ -2,7 +2,8 @@
 
 Pure data, stored once in Redis at publish time; every task derives its share of
 the work from it, so messages stay tiny (a batch id and a slice number) and a
-config change on a worker cannot change a batch already running.
+config change on a worker cannot change a batch already running: the plan carries
+the PoPs and the CDN settings (without secrets) its purge and requests use.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
 from warming import defaults
-from warming.settings import PopSettings, Priority, Settings, Variant
+from warming.settings import CdnSettings, PopSettings, Priority, Settings, Variant
 
 
 class Pair(NamedTuple):
@@ -46,6 +47,15 @@ class Plan:
     created_at: float = field(default_factory=time.time)
     deadline: float = 0.0
     priority: Priority = "high"
+    # `cdn` as planned, secrets left out (None: planned before plans carried it; the
+    # worker's own then applies), and `site.base_url`, where tag purges are sent.
+    cdn: dict[str, Any] | None = None
+    base_url: str = ""
+    # The freshness proof verification applies ("age", "origin", "both" or "off"; see
+    # VerifySettings.proof), the origin it asks, and the statuses that count as a hit.
+    freshness: str = "off"
+    origin_url: str | None = None
+    statuses: tuple[int, ...] = defaults.HIT_STATUSES
 
     @classmethod
     def build(
@@ -67,6 +77,11 @@ class Plan:
             slice_size=settings.batch.slice_size,
             slices_in_flight=settings.batch.slices_in_flight,
             priority=priority,
+            cdn=planned_cdn(settings.cdn),
+            base_url=settings.site.base_url,
+            freshness=settings.verify.proof(purge and settings.cdn.provider != "none"),
+            origin_url=settings.verify.origin_url,
+            statuses=tuple(settings.verify.statuses),
         )
         budget = settings.batch.deadline_s or plan.default_budget(
             settings.limits.prefetch_rate.per_second, settings.limits.purge_rate.per_second
@@ -144,6 +159,11 @@ class Plan:
             "created_at": self.created_at,
             "deadline": self.deadline,
             "priority": self.priority,
+            "cdn": self.cdn,
+            "base_url": self.base_url,
+            "freshness": self.freshness,
+            "origin_url": self.origin_url,
+            "statuses": list(self.statuses),
         }
         return json.dumps(d, separators=(",", ":"))
 
@@ -162,4 +182,21 @@ class Plan:
             created_at=d["created_at"],
             deadline=d["deadline"],
             priority=d.get("priority", "high"),
+            cdn=d.get("cdn"),
+            base_url=d.get("base_url", ""),
+            freshness=d.get("freshness", "off"),
+            origin_url=d.get("origin_url"),
+            statuses=tuple(d.get("statuses", defaults.HIT_STATUSES)),
         )
+
+
+def planned_cdn(cdn: CdnSettings) -> dict[str, Any]:
+    """`cdn` as a plan stores it: the provider, each key set to other than its default,
+    and no secret (a plan is readable in Redis).
+
+    Keys left at their default are left out, so that a worker one release older, which
+    may not know a key added since, still honours every plan that does not change it.
+    """
+    secret = {n for n, f in type(cdn).model_fields.items() if "SecretStr" in repr(f.annotation)}
+    out = cdn.model_dump(mode="json", exclude=secret, exclude_defaults=True)
+    return {"provider": cdn.provider, **out}

@@ -48,6 +48,16 @@ class Verdict(_Record, total=False):
     rewarmed: bool
 
 
+class OriginVersion(TypedDict, total=False):
+    """What the origin served for one URL and variant (or why it could not be asked)."""
+
+    status: int
+    etag: str | None
+    last_modified: str | None
+    digest: str
+    error: str
+
+
 def failed(pair: Pair, error: str, attempts: int, status: int | None = None) -> Verdict:
     """A pair that could not be warmed or verified, and why."""
     return {

@@ -1,7 +1,9 @@
 """Provider `varnish`: `PURGE` each URL at every PoP; xkey purge for surrogate keys.
 
-The PoPs' VCL must accept `PURGE` (and the `xkey-purge` header of varnish-modules'
-xkey vmod for tags); `warming/sandbox/edge.vcl` is a working example.
+The PoPs' VCL must accept `PURGE` (and, for tags, read the keys from the header named
+by `cdn.tag_header`: varnish-modules' documented `xkey-purge` by default);
+`warming/sandbox/edge.vcl` is a working example. A PoP that ignores either answers
+200 all the same: the freshness proof, not the purge's answer, catches it.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ class VarnishPurger(Purger):
     def send(self, call: PurgeCall) -> None:
         pop = self._pops[call.pop or ""]
         if call.tags:
-            url, headers = self._base_url + "/", {"xkey-purge": " ".join(call.tags)}
+            url, headers = self._base_url + "/", {self.cdn.tag_header: " ".join(call.tags)}
         else:
             url, headers = call.urls[0], {}
         try:

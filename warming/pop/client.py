@@ -3,6 +3,9 @@
 Warming never connects to a URL's own host: every request goes to a configured PoP
 address and carries the site's name as `Host` (and, over HTTPS, as TLS SNI and the
 name the certificate must match), exactly as a visitor's request reaches that PoP.
+A PoP that routes by `Host` would connect wherever that name points, so the client
+refuses, before connecting, a URL with user info or (given the site) a host that
+`site.allow_hosts` does not list: the URL filter's rule, checked again here.
 """
 
 from __future__ import annotations
@@ -19,14 +22,17 @@ from urllib.parse import urlsplit
 import requests
 from requests.adapters import HTTPAdapter
 
-from warming.errors import FetchError, RetryLater
+from warming.errors import ConfigError, FetchError, RetryLater
 from warming.pop.cachestatus import CacheStatus, cache_status
 from warming.pop.retry import parse_retry_after
-from warming.settings import FetchSettings, PopSettings, Variant
+from warming.settings import FetchSettings, PopSettings, SiteSettings, Variant
 
 # Headers that carry surrogate keys: Fastly/Varnish, Cloudflare/Akamai, varnish xkey.
 SURROGATE_HEADERS = ("surrogate-key", "cache-tag", "xkey")
 _CHUNK = 64 * 1024
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+# What a host name the URL filter accepted looks like (lower-case ASCII, punycode for IDN).
+_HOST_NAME = re.compile(r"[a-z0-9_.-]{1,253}", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -45,6 +51,9 @@ class Fetched:
     location: str | None = None
     retry_after: float | None = None
     headers: Mapping[str, str] = field(default_factory=dict, repr=False)
+    last_modified: str | None = None
+    # How long the response says a shared cache may serve it (s-maxage, else max-age).
+    lifetime_s: int | None = None
 
 
 class _SNIAdapter(HTTPAdapter):
@@ -63,9 +72,12 @@ class _SNIAdapter(HTTPAdapter):
 class PopClient:
     """Sends requests to PoPs; one keep-alive session per thread and site host."""
 
-    def __init__(self, settings: FetchSettings) -> None:
+    def __init__(self, settings: FetchSettings, site: SiteSettings | None = None) -> None:
+        """`site`: only its allowed hosts, on its port or the default one, are requested."""
         self._settings = settings
         self._local = threading.local()
+        self._hosts = frozenset(map(_ascii_host, site.hosts)) if site else None
+        self._port = urlsplit(site.base_url).port if site else None
 
     def _session(self, host: str) -> requests.Session:
         sessions: dict[str, requests.Session] = self._local.__dict__.setdefault("sessions", {})
@@ -91,7 +103,7 @@ class PopClient:
         # Path and query exactly as given ("/x?" keeps its "?": a cache keys on it).
         rest = url.split("#", 1)[0][len(f"{parts.scheme}://{parts.netloc}") :]
         target = pop.url + (rest if rest.startswith("/") else "/" + rest)
-        hdrs = {"Host": parts.netloc, "User-Agent": self._settings.user_agent}
+        hdrs = {"Host": self._host_header(url, pop), "User-Agent": self._settings.user_agent}
         hdrs.update(headers or {})
         session = self._session(host)
         try:
@@ -112,6 +124,33 @@ class PopClient:
             raise FetchError(_describe(e), url=url, pop=pop.name) from None
         except requests.RequestException as e:
             raise RetryLater(_describe(e), url=url, pop=pop.name) from None
+
+    def _host_header(self, url: str, pop: PopSettings) -> str:
+        """The `Host` for `url` (its host and port, never user info), or FetchError."""
+        parts = urlsplit(url)
+        authority = parts.netloc.rpartition("@")[2]
+        shown = parts._replace(netloc=authority).geturl()  # user info may be a password
+
+        def refuse(why: str) -> FetchError:
+            return FetchError(f"not requested: {why}", url=shown, pop=pop.name)
+
+        if "@" in parts.netloc:
+            raise refuse("URL has user info")
+        host = parts.hostname or ""
+        try:
+            port = parts.port
+        except ValueError:
+            raise refuse("bad port") from None
+        if port == _DEFAULT_PORTS.get(parts.scheme):
+            port = None
+        if not _HOST_NAME.fullmatch(host):
+            raise refuse(f"{host!r} is not a host name")
+        if self._hosts is not None:
+            if host not in self._hosts:
+                raise refuse(f"host {host} is not in site.allow_hosts")
+            if port is not None and port != self._port:
+                raise refuse(f"port {port} is not the port of site.base_url")
+        return host if port is None else f"{host}:{port}"
 
     def get(self, pop: PopSettings, url: str, variant: Variant) -> Fetched:
         """GET `url` through `pop`, read the whole body, and classify the answer.
@@ -156,6 +195,8 @@ class PopClient:
             location=resp.headers.get("location"),
             retry_after=parse_retry_after(resp.headers.get("retry-after")),
             headers=dict(resp.headers),
+            last_modified=resp.headers.get("last-modified"),
+            lifetime_s=shared_lifetime(resp.headers.get("cache-control")),
         )
         check_status(got, url, pop.name)
         return got
@@ -173,6 +214,15 @@ def check_status(got: Fetched, url: str, pop: str) -> None:
         raise FetchError(f"PoP answered {s}", url=url, pop=pop, status=s)
 
 
+_MAX_AGE = re.compile(r"(?:^|[,\s])(s-maxage|max-age)\s*=\s*\"?([0-9]{1,10})\"?", re.I)
+
+
+def shared_lifetime(cache_control: str | None) -> int | None:
+    """Seconds a shared cache may serve the response: s-maxage, else max-age (RFC 9111)."""
+    found = dict((k.lower(), int(v)) for k, v in _MAX_AGE.findall(cache_control or ""))
+    return found.get("s-maxage", found.get("max-age"))
+
+
 def surrogate_keys(headers: Mapping[str, str]) -> tuple[str, ...]:
     """Every surrogate key the response carries, de-duplicated, in order."""
     seen: dict[str, None] = {}
@@ -182,6 +232,15 @@ def surrogate_keys(headers: Mapping[str, str]) -> tuple[str, ...]:
             for key in value.replace(",", " ").split():
                 seen.setdefault(key, None)
     return tuple(seen)
+
+
+def _ascii_host(host: str) -> str:
+    """An allowed host as URLs name it once filtered: lower case, IDNA, no trailing dot."""
+    name = host.lower().removesuffix(".")
+    try:
+        return name if name.isascii() else name.encode("idna").decode("ascii")
+    except UnicodeError:
+        raise ConfigError("site.allow_hosts", f"{host!r} is not a host name") from None
 
 
 def _int(value: str | None) -> int | None:

@@ -1,4 +1,9 @@
-"""Deciding whether a PoP serves the warmed object as a fresh HIT (no Celery here)."""
+"""Deciding whether a PoP serves the fresh object as a HIT (no Celery here).
+
+A pair is a hit only if the PoP answers a fresh HIT (STALE, UPDATING, REVALIDATED,
+EXPIRED... are not), with a status that counts (`verify.statuses`, 200), the payload
+that was warmed, and the freshness proof of its batch (`warming.stages.freshness`).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ from warming.batch.plan import Pair
 from warming.batch.records import Verdict, WarmRecord, as_failed, failed
 from warming.errors import FetchError, RetryLater
 from warming.pop.client import Fetched
+from warming.stages.freshness import Proof, differs_from_origin, origin_key, stale, strong
 
 # Sends one GET for a pair (rate-limited by the caller) and returns what came back.
 Send = Callable[[Pair], Fetched]
@@ -29,6 +35,7 @@ def warm_record(pair: Pair, got: Fetched, attempts: int) -> WarmRecord:
         "cache_header": got.cache.header,
         "age": got.age,
         "etag": got.etag,
+        "last_modified": got.last_modified,
         "digest": got.digest,
         "size": got.size,
         "keys": list(got.keys),
@@ -39,24 +46,31 @@ def warm_record(pair: Pair, got: Fetched, attempts: int) -> WarmRecord:
     }
 
 
-def problem(got: Fetched, warmed: WarmRecord) -> str | None:
-    """Why `got` is not the warmed object served as a fresh HIT, or None when it is."""
-    if got.status != 200:
+NO_PROOF = Proof("off")
+
+
+def problem(
+    got: Fetched, warmed: WarmRecord, proof: Proof = NO_PROOF, pair: Pair | None = None
+) -> str | None:
+    """Why `got` is not the fresh object served as a HIT, or None when it is."""
+    if got.status not in proof.statuses:
         return f"status {got.status}"
     if not got.cache.is_hit:
         source = f" ({got.cache.header}: {got.cache.raw})" if got.cache.header else ""
         return f"cache {got.cache.verdict.value}{source}"
+    why = stale(got, proof)
+    if why is not None:
+        return why
+    if proof.by_origin and pair is not None:
+        why = differs_from_origin(got, proof.origin[origin_key(pair.url, pair.variant)])
+        if why is not None:
+            return why
     if warmed.get("etag") and got.etag:
-        if _strong(got.etag) != _strong(str(warmed["etag"])):
+        if strong(got.etag) != strong(str(warmed["etag"])):
             return f"payload differs: ETag {got.etag} != warmed {warmed['etag']}"
     elif got.digest != warmed.get("digest"):
         return "payload differs: body digest changed since it was warmed"
     return None
-
-
-def _strong(etag: str) -> str:
-    # Varnish weakens an ETag when it gzips on the fly; the object is the same.
-    return etag[2:] if etag.startswith("W/") else etag
 
 
 def _send_patiently(send: Send, pair: Pair, sleep: Callable[[float], None]) -> Fetched:
@@ -75,6 +89,7 @@ def check(
     warmed: WarmRecord | None,
     send: Send,
     sleep: Callable[[float], None] = time.sleep,
+    proof: Proof = NO_PROOF,
 ) -> Verdict:
     """The final record of one pair: hit, miss (with why) or failed (with why).
 
@@ -86,15 +101,21 @@ def check(
     if warmed.get("outcome") != "warmed":
         return as_failed(warmed)
     attempts = int(warmed.get("attempts") or 1)
+    if proof.by_origin:
+        origin = proof.origin.get(origin_key(pair.url, pair.variant))
+        if origin is None or origin.get("error"):
+            unknown = (origin or {}).get("error") or "not asked"
+            reason = f"verification: the origin's version is unknown: {unknown}"
+            return failed(pair, reason, attempts)
     try:
         got = _send_patiently(send, pair, sleep)
-        why = problem(got, warmed)
+        why = problem(got, warmed, proof, pair)
         rewarmed = False
         if why is not None:
             again = _send_patiently(send, pair, sleep)  # the re-warm
             warmed = warm_record(pair, again, attempts)
             got = _send_patiently(send, pair, sleep)  # and the re-check
-            why = problem(got, warmed)
+            why = problem(got, warmed, proof, pair)
             rewarmed = True
     except FetchError as e:
         return failed(pair, f"verification: {e}", attempts, e.status)

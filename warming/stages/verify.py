@@ -10,11 +10,14 @@ from __future__ import annotations
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 from warming import defaults
 from warming.batch.plan import Pair
 from warming.pop.client import Fetched
 from warming.runtime import Runtime
+from warming.stages import origin
+from warming.stages.freshness import Proof
 from warming.stages.outcome import Continue, Done, RetryIn
 from warming.stages.phases import advance, launch_once
 from warming.stages.send import Throttled, send
@@ -57,14 +60,26 @@ def verify(
             raise _OutOfBudget from None
 
     warm = store.warm_records(batch_id, pairs)
+    # "Now" on Redis's clock, the one the purge start was read from: one offset per task.
+    offset = store.clock() - time.time()
+    proof = Proof(
+        plan.freshness,
+        plan.statuses,
+        store.purge_started(batch_id),
+        lambda: time.time() + offset,
+    )
     with ThreadPoolExecutor(VERIFY_PARALLEL, thread_name_prefix="verify") as pool:
+        if proof.by_origin:
+            proof = replace(proof, origin=origin.versions(rt, plan, pairs, pool))
         for i in range(0, len(pairs), VERIFY_PARALLEL):
             if time.monotonic() > deadline:
                 return Continue({"start": start + i})
             chunk = list(
                 zip(pairs[i : i + VERIFY_PARALLEL], warm[i : i + VERIFY_PARALLEL], strict=True)
             )
-            futures = [pool.submit(check, pair, warmed, _send) for pair, warmed in chunk]
+            futures = [
+                pool.submit(check, pair, warmed, _send, time.sleep, proof) for pair, warmed in chunk
+            ]
             try:
                 records = [f.result() for f in futures]
             except out_of_time:
