@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import signal
@@ -16,7 +17,7 @@ from typing import Any
 import pytest
 import requests
 
-from warming.sandbox import World, start_world, varnish_available
+from warming.sandbox import Origin, World, start_world, varnish_available
 
 CI = os.environ.get("CI") == "true"
 # WARMING_TEST_REDIS points the suite at another server (two suites on one machine must
@@ -195,3 +196,22 @@ def varnish_world(**kwargs: Any) -> Iterator[World]:
     need(varnish_available(), "varnishd is not installed (apt-get install varnish varnish-modules)")
     with start_world(**kwargs) as w:
         yield w
+
+
+def sitemap_xml(locs: list[str], index: bool = False) -> bytes:
+    """A sitemap (or, with `index`, a sitemap index) listing `locs`."""
+    tag, item = ("sitemapindex", "sitemap") if index else ("urlset", "url")
+    entries = "".join(f"<{item}><loc>{html.escape(loc)}</loc></{item}>" for loc in locs)
+    ns = "http://www.sitemaps.org/schemas/sitemap/0.9"
+    return f'<?xml version="1.0" encoding="UTF-8"?><{tag} xmlns="{ns}">{entries}</{tag}>'.encode()
+
+
+class SitemapOrigin(Origin):
+    """The sandbox origin, serving `documents` (path -> body) where set, pages elsewhere."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.documents: dict[str, bytes] = {}
+
+    def body_for(self, path: str) -> bytes:
+        return self.documents.get(path) or super().body_for(path)

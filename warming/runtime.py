@@ -73,7 +73,7 @@ class Runtime:
 
     @cached_property
     def client(self) -> PopClient:
-        return PopClient(self.settings.fetch)
+        return PopClient(self.settings.fetch, self.settings.site)
 
     @cached_property
     def purger(self) -> Purger:

@@ -36,6 +36,8 @@ class WarmRequest:
     priority: T.Priority = "high"
     # URLs of this request that another batch covers (coalescing): url -> batch id.
     carried: dict[str, str] = field(default_factory=dict)
+    # Refused before this request was built (a sitemap index's foreign children): reported.
+    dropped: Sequence[Dropped] = ()
 
 
 @dataclass(frozen=True)
@@ -63,7 +65,7 @@ def select(
     ok_tags, dropped_tags = filt.split(tag_urls) if tag_urls else ([], [])
     return Selection(
         urls=dedupe([*ok_urls, *ok_paths, *ok_tags]),
-        dropped=[*dropped, *dropped_paths, *dropped_tags],
+        dropped=[*req.dropped, *dropped, *dropped_paths, *dropped_tags],
         tags=tags,
     )
 

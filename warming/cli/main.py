@@ -15,6 +15,7 @@ from warming.cli.show import wait
 from warming.errors import ConfigError, WarmingError
 from warming.runtime import use
 from warming.settings import Settings, load_settings
+from warming.sources.filter import Dropped
 from warming.sources.lists import from_file, from_sitemap
 
 EXIT_OK, EXIT_NOT_ALL_HIT, EXIT_USAGE = 0, 1, 2
@@ -80,8 +81,11 @@ def _warm(settings: Settings, args: argparse.Namespace) -> int:
     embedded = not settings.broker_url
     with running(settings) as rt:
         pop = next((p for p in settings.pops if p.tier != "shield"), settings.pops[0])
+        dropped: list[Dropped] = []
         for sm in args.sitemap:
-            urls += from_sitemap(rt.client, pop, sm)
+            sitemap = from_sitemap(rt.client, pop, sm, rt.url_filter)
+            urls += sitemap.urls
+            dropped += sitemap.dropped
         absolute = [u for u in urls if "://" in u]
         paths = [u for u in urls if "://" not in u]
         req = WarmRequest(
@@ -90,6 +94,7 @@ def _warm(settings: Settings, args: argparse.Namespace) -> int:
             tags=args.tag,
             purge=not args.no_purge,
             trigger={"source": "cli"},
+            dropped=dropped,
         )
         plan = publish(rt, req)
         if not args.wait and not embedded:
