@@ -29,7 +29,7 @@ name = "fra"
 url = "http://203.0.113.10:8080"
 
 [cdn]
-provider = "fastly"
+provider = "varnish"
 api_token = "{TOKEN}"
 
 [limits]
@@ -157,7 +157,8 @@ def test_invalid_toml_names_the_file(config: Path) -> None:
         ('url = "http://198.51.100.2"', 'url = "not a url"', "pops.0.url"),
         ('prefetch = "50/s"', 'prefetch = "lots"', "limits.prefetch"),
         ('base_url = "https://www.example.com"', 'base_url = "/relative"', "site.base_url"),
-        ('provider = "fastly"', 'provider = "nginx"', "cdn.provider"),
+        ('provider = "varnish"', 'provider = "nginx"', "cdn.provider"),
+        ('provider = "varnish"', 'provider = "fastly"', "cdn.provider"),
         ('tier = "shield"', 'tier = "middle"', "pops.0.tier"),
         ("[cdn]", "[cdn]\nbogus = 1", "cdn.bogus"),
     ],
@@ -167,6 +168,16 @@ def test_error_names_the_bad_key(config: Path, old: str, new: str, key: str) -> 
     err = bad_key(config, BASE.replace(old, new, 1))
     assert err.key == key
     assert str(err).startswith(f"{key}: ")
+
+
+@pytest.mark.parametrize("provider", ["fastly", "cloudflare", "akamai", "cloudfront"])
+def test_a_provider_warming_cdn_does_not_implement_is_refused_at_load(
+    config: Path, provider: str
+) -> None:
+    err = bad_key(config, BASE.replace('provider = "varnish"', f'provider = "{provider}"'))
+    assert err.key == "cdn.provider"
+    assert err.message.endswith(f"{provider!r} is not implemented yet (implemented: varnish, none)")
+    assert TOKEN not in str(err)
 
 
 def test_unknown_top_level_key(config: Path) -> None:
@@ -209,7 +220,7 @@ headers = { "Accept-Encoding" = "br" }
 
 def test_several_errors_are_all_listed(config: Path) -> None:
     text = BASE.replace('prefetch = "50/s"', 'prefetch = "x"').replace(
-        'provider = "fastly"', 'provider = "y"'
+        'provider = "varnish"', 'provider = "y"'
     )
     err = bad_key(config, text)
     assert err.key in {"cdn.provider", "limits.prefetch"}

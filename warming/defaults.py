@@ -47,6 +47,9 @@ PURGE_TIMEOUT_S = 10.0
 # The `cdn.provider` values warming/cdn/ implements (warming.cdn checks it agrees): any
 # other is refused when the settings load, not when the first purge would crash on it.
 CDN_PROVIDERS = ("varnish", "none")
+# The `cdn.provider` values warming/cdn/ implements (warming.cdn checks it agrees): any
+# other is refused when the settings load, not when the first purge would crash on it.
+CDN_PROVIDERS = ("varnish", "none")
 
 # Redis broker visibility timeout. It bounds how long the tasks of a SIGKILLed worker
 # stay invisible before another worker gets them (the 2-minute recovery target), so

@@ -9,6 +9,7 @@ shared by the threads of a process (redis-py pools and our PopClient are thread-
 
 from __future__ import annotations
 
+import json
 import threading
 from functools import cached_property
 
@@ -16,16 +17,17 @@ import redis
 
 from warming import rediskit
 from warming.batch.coalesce import Coalescer
+from warming.batch.plan import Plan
 from warming.batch.store import BatchStore
 from warming.broker import app as celery_app
 from warming.broker import tasknames as T
 from warming.broker.canvas import Canvas
 from warming.broker.messages import Messages, messages
-from warming.cdn import Purger, purger_for
+from warming.cdn import Purger, as_planned, purger_for
 from warming.pop.adaptive import Governor
 from warming.pop.client import PopClient
 from warming.pop.limits import ClusterLimiter, ConcurrencyLimit
-from warming.settings import Settings, load_settings
+from warming.settings import CdnSettings, Settings, load_settings
 from warming.sources.filter import URLFilter
 
 
@@ -34,6 +36,8 @@ class Runtime:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self._purgers: dict[str, Purger] = {}
+        self._purge_limiters: dict[str, ClusterLimiter] = {}
 
     @property
     def broker_url(self) -> str:
@@ -75,9 +79,23 @@ class Runtime:
     def client(self) -> PopClient:
         return PopClient(self.settings.fetch, self.settings.site)
 
-    @cached_property
-    def purger(self) -> Purger:
-        return purger_for(self.settings)
+    def purger_for(self, plan: Plan) -> Purger:
+        """A purger for the CDN settings and PoPs `plan` was made with, not this worker's.
+
+        In a rolling deploy a worker may have other PoPs or another provider than the
+        publisher had. Raises ConfigError when this worker cannot honour the plan.
+        """
+        base_url = plan.base_url or self.settings.site.base_url
+        shape = [plan.cdn, [p.model_dump() for p in plan.pops], base_url]
+        key = json.dumps(shape, sort_keys=True)
+        purger = self._purgers.get(key)
+        if purger is None:
+            cdn = as_planned(plan.cdn, self.settings.cdn)
+            purger = purger_for(cdn, plan.pops, base_url)
+            if len(self._purgers) >= _PURGERS_KEPT:  # a config change per deploy at most
+                self._purgers.pop(next(iter(self._purgers)))
+            self._purgers[key] = purger
+        return purger
 
     @cached_property
     def prefetch_limiter(self) -> ClusterLimiter:
@@ -108,16 +126,23 @@ class Runtime:
         ttl = self.settings.fetch.connect_timeout_s + self.settings.fetch.read_timeout_s + 5
         return ConcurrencyLimit(self.redis, "origin", n, ttl_s=ttl) if n else None
 
-    @cached_property
-    def purge_limiter(self) -> ClusterLimiter:
+    def purge_limiter(self, cdn: CdnSettings) -> ClusterLimiter:
+        """The purge limit of `cdn`'s provider account (the batch's, as planned)."""
         # One limit per provider account: two clusters purging the same CDN account
         # through one Redis share it.
-        name = f"purge:{self.settings.cdn.provider}:{self.settings.cdn.service_id or ''}"
-        rate = self.settings.limits.purge_rate
-        # Purge APIs meter per second or minute and accept short bursts: one second's
-        # worth may go at once, so purging one URL at every PoP adds no queueing delay.
-        return ClusterLimiter(self.redis, name, rate, burst=max(1, int(rate.per_second)))
+        name = f"purge:{cdn.provider}:{cdn.service_id or ''}"
+        limiter = self._purge_limiters.get(name)
+        if limiter is None:
+            rate = self.settings.limits.purge_rate
+            # Purge APIs meter per second or minute and accept short bursts: one second's
+            # worth may go at once, so purging one URL at every PoP adds no queueing delay.
+            limiter = ClusterLimiter(self.redis, name, rate, burst=max(1, int(rate.per_second)))
+            self._purge_limiters[name] = limiter
+        return limiter
 
+
+# Purgers a process keeps, one per shape of plan (CDN settings, PoPs) it has purged.
+_PURGERS_KEPT = 8
 
 _lock = threading.Lock()
 _current: Runtime | None = None

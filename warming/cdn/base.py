@@ -35,6 +35,9 @@ class Purger(ABC):
     provider: ClassVar[str]
     # URLs one API call may carry (1 for per-URL purges).
     max_urls_per_call: ClassVar[int] = 1
+    # The `cdn` secrets its calls need (e.g. "api_token"): a worker without them for the
+    # batch's account fails the batch, saying which, instead of sending calls that fail.
+    needs: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, cdn: CdnSettings) -> None:
         self.cdn = cdn
