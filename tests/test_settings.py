@@ -266,3 +266,50 @@ def test_settings_built_in_code_need_no_file(config: Path, monkeypatch: pytest.M
     )
     assert s.site.base_url == "http://a.example"
     assert s.pops[0].url == "http://b"
+
+
+# -- webhook adapters -------------------------------------------------------------
+
+STRAPI_TOKEN = "strapi-bearer-token-that-must-not-print-0123"
+
+
+def test_each_adapter_has_its_own_secrets_else_the_shared_ones(config: Path) -> None:
+    config.write_text(
+        BASE
+        + f'\n[webhook.adapters.strapi]\nsecrets = ["{STRAPI_TOKEN}"]\n'
+        + "\n[webhook.adapters.prismic]\nsecrets = []\n"
+        + "\n[webhook.adapters.ghost]\n"
+    )
+    hook = load_settings().webhook
+
+    def shown(name: str) -> list[str]:
+        return [s.get_secret_value() for s in hook.secrets_for(name)]
+
+    assert shown("strapi") == [STRAPI_TOKEN]
+    assert shown("generic") == shown("ghost") == [WEBHOOK_SECRET]  # no list of its own
+    assert shown("prismic") == []  # an empty list of its own: refuses everything
+    for text in (str(hook), repr(hook), str(load_settings().redacted())):
+        assert STRAPI_TOKEN not in text
+
+
+def test_an_adapters_secrets_can_come_from_the_environment(
+    config: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WARMING_WEBHOOK__ADAPTERS__STRAPI__SECRETS", f'["{STRAPI_TOKEN}"]')
+    hook = load_settings().webhook
+    assert [s.get_secret_value() for s in hook.secrets_for("strapi")] == [STRAPI_TOKEN]
+    assert [s.get_secret_value() for s in hook.secrets] == [WEBHOOK_SECRET]
+
+
+def test_an_unknown_adapter_name_is_refused_at_load_naming_it(config: Path) -> None:
+    err = bad_key(config, BASE + f'\n[webhook.adapters.strapy]\nsecrets = ["{STRAPI_TOKEN}"]\n')
+    assert err.key == "webhook.adapters"
+    assert "unknown adapter 'strapy'" in err.message and "strapi" in err.message
+    assert STRAPI_TOKEN not in str(err)
+
+
+def test_the_adapter_names_settings_know_are_the_adapters_there_are() -> None:
+    from warming.cms import ADAPTERS
+    from warming.settings import WEBHOOK_ADAPTERS
+
+    assert sorted(WEBHOOK_ADAPTERS) == sorted(ADAPTERS)

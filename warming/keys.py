@@ -40,7 +40,9 @@ LIMIT = PREFIX + "limit:{name}"
 TAG = PREFIX + "tag:{key}"
 # Set: the surrogate keys a URL carried when last fetched, to drop it from keys it lost.
 URL_TAGS = PREFIX + "urltags:{url}"
-# String: webhook-id -> batch id, for idempotent redelivery.
+# String: "{adapter}:{delivery id}" (or "{adapter}:body:{sha256}" for senders with no id)
+# -> the first batch's id, so a redelivery or a replay answers 200 and enqueues nothing.
+# TTL: WEBHOOK_ID_TTL_S for an id, webhook.tolerance_s for a body digest.
 WEBHOOK_ID = PREFIX + "webhook:{id}"
 # Coalescing state of the webhook shim; COALESCE_* below are the suffixes its scripts use.
 COALESCE = PREFIX + "coalesce:{key}"

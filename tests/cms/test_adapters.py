@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from warming import defaults
 from warming.cms import ADAPTERS, Adapter, Change, Inbound, adapter_for, standard
 from warming.errors import ConfigError, WebhookError
 
@@ -205,6 +206,33 @@ BODY_SIGNED = [s for s in SCHEMES if s.body_signed]
 def signed(scheme: Scheme, secret: str | None = None, ms: int = NOW_MS) -> Inbound:
     headers, body = scheme.make(secret or scheme.secret, BODY, ms)
     return req(headers, body, path="/webhooks/contentful")
+
+
+# --- replays ---------------------------------------------------------------------------
+
+# Vendors that send no delivery id and sign no timestamp.
+REPLAYED_BY_BODY = ("prismic", "storyblok", "strapi", "wordpress")
+IDS_SENT = {
+    "webhook-id": "msg_1",
+    "x-contentful-idempotency-key": "cf_1",
+    "idempotency-key": "sanity_1",
+}
+
+
+@pytest.mark.parametrize("scheme", SCHEMES, ids=IDS)
+def test_a_repeat_is_recognised_by_its_delivery_id_or_else_its_body(scheme: Scheme) -> None:
+    adapter = adapter_for(scheme.name)
+    inbound = signed(scheme)
+    inbound = req({**inbound.headers, **IDS_SENT}, inbound.body)
+    changed = req(inbound.headers, inbound.body + b" ")
+    if scheme.name in REPLAYED_BY_BODY:
+        assert adapter.replay_by_body and adapter.delivery_id(inbound) is None
+        assert adapter.replay_key(inbound) == "body:" + hashlib.sha256(inbound.body).hexdigest()
+        assert adapter.replay_key(changed) != adapter.replay_key(inbound)
+        assert adapter.replay_ttl_s(TOLERANCE) == TOLERANCE
+    else:
+        assert adapter.replay_key(inbound) == adapter.delivery_id(inbound)
+        assert adapter.replay_ttl_s(TOLERANCE) == defaults.WEBHOOK_ID_TTL_S
 
 
 def test_every_adapter_is_registered_under_its_name() -> None:

@@ -1,7 +1,8 @@
 """CMS webhook adapters, one module each, chosen by the `{adapter}` in `/webhooks/{adapter}`.
 
-`webhook.secrets` is shared by every adapter: each one accepts a request that
-authenticates under any configured secret. See docs/adapters.md.
+Each adapter accepts a request that authenticates under any of its secrets:
+`webhook.adapters.<name>.secrets`, else `webhook.secrets` (`WebhookSettings.secrets_for`).
+See docs/adapters.md.
 """
 
 from __future__ import annotations

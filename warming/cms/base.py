@@ -1,14 +1,16 @@
 """What every CMS webhook adapter implements, and the checks they share.
 
 An adapter answers three questions about an inbound request: is it authentic
-(`verify`), what changed (`parse`), and which delivery is it (`delivery_id`, for
-idempotency). Every refusal is a `WebhookError` carrying the HTTP status to
+(`verify`), what changed (`parse`), and which delivery is it (`replay_key`, for
+idempotency: the sender's delivery id, or for senders that have none, a digest of
+the body). Every refusal is a `WebhookError` carrying the HTTP status to
 answer. Messages name headers and JSON paths, never a value: a header or body
 may hold a secret or a signature, and error messages end up in logs.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
 import re
@@ -17,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+from warming import defaults
 from warming.errors import WebhookError
 
 # A timestamp header longer than this is junk, not a clock reading.
@@ -49,6 +52,9 @@ class Adapter(ABC):
     """One CMS's webhook: its signature scheme and its payload shape."""
 
     name: ClassVar[str]
+    # The sender has no delivery id and signs no timestamp (Strapi, WordPress, Storyblok,
+    # Prismic): a repeat is recognised by its body's digest, for `webhook.tolerance_s`.
+    replay_by_body: ClassVar[bool] = False
 
     @abstractmethod
     def verify(self, req: Inbound, secrets: Sequence[str], tolerance_s: int, now: float) -> None:
@@ -61,6 +67,20 @@ class Adapter(ABC):
     def delivery_id(self, req: Inbound) -> str | None:
         """The sender's unique id for this delivery (same across its retries), if it has one."""
         return None
+
+    def replay_key(self, req: Inbound) -> str | None:
+        """What a repeat of this delivery is recognised by: its id, else its body's digest."""
+        if self.replay_by_body:
+            return "body:" + hashlib.sha256(req.body).hexdigest()
+        return self.delivery_id(req)
+
+    def replay_ttl_s(self, tolerance_s: int) -> int:
+        """How long `replay_key` is remembered.
+
+        A delivery id outlives every retry schedule. A body digest lasts the tolerance
+        window only: two honest deliveries of the same body may be that far apart.
+        """
+        return tolerance_s if self.replay_by_body else defaults.WEBHOOK_ID_TTL_S
 
 
 # --- authentication helpers ------------------------------------------------------

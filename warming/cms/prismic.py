@@ -6,8 +6,9 @@ WebhookBodyTestTrigger):
 
 - Prismic signs nothing: the secret set on the webhook travels in the JSON body's
   `secret` field, compared in constant time with every configured secret. There
-  is no timestamp and no delivery id, so a captured request can be replayed: keep
-  the endpoint on HTTPS;
+  is no timestamp and no delivery id: a repeat of a body within
+  `webhook.tolerance_s` is answered as a redelivery (`Adapter.replay_by_body`);
+  after that a captured request could be replayed, so keep the endpoint on HTTPS;
 - body `{"type": "api-update", "masterRef": ..., "releases": {...}, "masks": {...},
   "tags": {...}, "documents": ["<id>", ...], "domain": ..., "apiUrl": ...,
   "secret": ...}`; `type` is "test-trigger" for the dashboard's test button.
@@ -36,6 +37,7 @@ from warming.errors import WebhookError
 
 class PrismicAdapter(Adapter):
     name = "prismic"
+    replay_by_body = True
 
     def verify(self, req: Inbound, secrets: Sequence[str], tolerance_s: int, now: float) -> None:
         configured = require_secrets(secrets)

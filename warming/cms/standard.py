@@ -12,8 +12,8 @@ libraries/python/standardwebhooks/webhooks.py):
 - the timestamp must lie within the tolerance in both directions.
 
 Unlike the reference library, a secret that is not valid base64 is skipped rather
-than raising: `webhook.secrets` is shared by all adapters and may hold plain
-secrets for other CMSs.
+than raising: `webhook.secrets`, the fallback of every adapter without secrets of
+its own, may hold plain secrets for other CMSs.
 """
 
 from __future__ import annotations

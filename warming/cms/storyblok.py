@@ -6,8 +6,9 @@ Technologies" (storyblok.com/tp/webhook-secret-with-different-technologies):
 
 - header `webhook-signature` = hex HMAC-SHA1 of the raw body, keyed with the
   webhook secret as UTF-8 text;
-- no timestamp and no delivery id, so a captured request can be replayed: keep
-  the endpoint on HTTPS.
+- no timestamp and no delivery id: a repeat of a body within `webhook.tolerance_s`
+  is answered as a redelivery (`Adapter.replay_by_body`); after that a captured
+  request could be replayed, so keep the endpoint on HTTPS.
 
 Payload: `{"text": "...", "action": "published", "space_id": 1, "story_id": 2,
 "full_slug": "blog/x"}` (`full_slug` only on published and moved). A story's
@@ -41,6 +42,7 @@ SIGNATURE = "webhook-signature"
 
 class StoryblokAdapter(Adapter):
     name = "storyblok"
+    replay_by_body = True
 
     def verify(self, req: Inbound, secrets: Sequence[str], tolerance_s: int, now: float) -> None:
         configured = require_secrets(secrets)

@@ -4,14 +4,16 @@ Followed: Strapi's "Webhooks" page (docs.strapi.io/cms/backend-customization/web
 Strapi signs nothing; its documented protection is a header it sends with every
 webhook, set per webhook in the admin panel or as `webhooks.defaultHeaders` in
 `config/server`: we require `Authorization: Bearer <secret>`, compared in constant
-time with every configured secret. There is no timestamp, so a captured request
-can be replayed: keep the endpoint on HTTPS.
+time with each of the adapter's secrets. There is no timestamp and no
+delivery id: a repeat of a body within `webhook.tolerance_s` is answered as a
+redelivery (`Adapter.replay_by_body`); after that a captured request could be
+replayed, so keep the endpoint on HTTPS.
 
 Payload: `{"event": "entry.publish", "createdAt": ..., "model": "article",
 "uid": "api::article.article", "entry": {"id": 1, "slug": "x", ...}}`;
 content type = `model`; fields = the entry's top-level strings and integers
 (`id`, `documentId`, `slug`, `locale`, ...). Media events carry no `model` and
-give an empty change. Strapi sends no delivery id.
+give an empty change.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ AUTHORIZATION = "authorization"
 
 class StrapiAdapter(Adapter):
     name = "strapi"
+    replay_by_body = True
 
     def verify(self, req: Inbound, secrets: Sequence[str], tolerance_s: int, now: float) -> None:
         configured = require_secrets(secrets)

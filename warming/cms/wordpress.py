@@ -6,8 +6,9 @@ and the post_update trigger's documented parameters):
 
 - header `x-wp-webhook-signature` = base64(HMAC-SHA256(raw body, secret)), where
   the secret is the plugin's "trigger secret" setting as UTF-8 text;
-- no timestamp and no delivery id, so a captured request can be replayed: keep
-  the endpoint on HTTPS.
+- no timestamp and no delivery id: a repeat of a body within `webhook.tolerance_s`
+  is answered as a redelivery (`Adapter.replay_by_body`); after that a captured
+  request could be replayed, so keep the endpoint on HTTPS.
 
 Payload: the trigger's `{"post_id": 1, "post": {WP_Post}, "post_meta": ...,
 "post_permalink": "https://..."}`, or a bare WP_Post object (`ID`, `post_type`,
@@ -42,6 +43,7 @@ SIGNATURE = "x-wp-webhook-signature"
 
 class WordPressAdapter(Adapter):
     name = "wordpress"
+    replay_by_body = True
 
     def verify(self, req: Inbound, secrets: Sequence[str], tolerance_s: int, now: float) -> None:
         configured = require_secrets(secrets)

@@ -5,8 +5,9 @@
     GET  /healthz              the process is up
     GET  /readyz               Redis (broker) is reachable
 
-Order of checks: size (413) → adapter (404) → signature (401) → body (400/422) →
-URL filter → one Lua script that checks the webhook-id (200), claims the URLs for
+Order of checks: size (413) → adapter (404) → signature, under that adapter's own
+secrets (401) → body (400/422) → URL filter → one Lua script that checks the
+delivery's replay key (a webhook-id, or a body digest: 200), claims the URLs for
 coalescing, records the batch and queues its purge (202), all or nothing (503 when
 Redis is unreachable: nothing was written). Nothing touches Redis before the request
 is fully authenticated and understood.
@@ -36,7 +37,7 @@ from warming import keys as K
 from warming.batch.publish import Selection, WarmRequest, new_batch, new_batch_id, select
 from warming.batch.report import build as build_report
 from warming.broker import tasknames as T
-from warming.cms import Inbound, adapter_for
+from warming.cms import ADAPTERS, Inbound, adapter_for
 from warming.cms.routes import check_routes, expand, priority_of
 from warming.errors import BrokerUnavailable, WebhookError
 from warming.rediskit import async_client, text
@@ -88,15 +89,16 @@ class Webhook:
     """An authenticated, understood webhook: what it asks to warm, and who sent it."""
 
     adapter: str
-    delivery: str | None
+    replay: str | None  # what a redelivery is recognised by (Adapter.replay_key)
+    replay_ttl_s: int
     req: WarmRequest
     dropped: list[Dropped]  # route templates that rendered to nothing usable
 
     @property
     def idempotency_key(self) -> str | None:
-        if not self.delivery:
+        if not self.replay:
             return None
-        return K.WEBHOOK_ID.format(id=f"{self.adapter}:{self.delivery}")
+        return K.WEBHOOK_ID.format(id=f"{self.adapter}:{self.replay}")
 
 
 class Shim:
@@ -110,7 +112,11 @@ class Shim:
 
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
-        self.secrets = [s.get_secret_value() for s in rt.settings.webhook.secrets]
+        # Each adapter its own list: a Strapi token must not pass as a generic signature.
+        self.secrets = {
+            name: [s.get_secret_value() for s in rt.settings.webhook.secrets_for(name)]
+            for name in ADAPTERS
+        }
         self.coalescer = rt.coalescer
         self._record = rt.redis.register_script(lua.source("create", "record"))
         # Load Celery's app now: a configuration mistake fails at start, and the first
@@ -125,7 +131,8 @@ class Shim:
         settings = self.rt.settings
         adapter = adapter_for(adapter_name)
         inbound = Inbound(method="POST", path=path, headers=headers, body=body)
-        adapter.verify(inbound, self.secrets, settings.webhook.tolerance_s, time.time())
+        tolerance_s = settings.webhook.tolerance_s
+        adapter.verify(inbound, self.secrets[adapter.name], tolerance_s, time.time())
         change = adapter.parse(inbound)
         paths, tags, dropped_routes = expand(change, settings.routes)
         delivery = adapter.delivery_id(inbound)
@@ -142,7 +149,8 @@ class Shim:
             priority=priority_of(change, settings.routes),
         )
         dropped = [Dropped(d["url"], d["reason"]) for d in dropped_routes]
-        return Webhook(adapter_name, delivery, req, dropped)
+        replay_ttl_s = adapter.replay_ttl_s(tolerance_s)
+        return Webhook(adapter_name, adapter.replay_key(inbound), replay_ttl_s, req, dropped)
 
     async def handle(
         self, adapter_name: str, path: str, headers: dict[str, str], body: bytes
@@ -180,7 +188,7 @@ class Shim:
         sel = Selection(sel.urls, sel.dropped + hook.dropped, sel.tags)
         args = [
             hook.idempotency_key or "",
-            defaults.WEBHOOK_ID_TTL_S,
+            hook.replay_ttl_s,
             *self.coalescer.claim_args(batch_id, sel.urls),
             *self._record_args(hook, batch_id, sel, {}),
         ]
@@ -206,7 +214,7 @@ class Shim:
         mine = Selection(claim.lead, sel.dropped, sel.tags)
         args = [
             hook.idempotency_key or "",
-            defaults.WEBHOOK_ID_TTL_S,
+            hook.replay_ttl_s,
             *self._record_args(hook, batch_id, mine, claim.carried),
         ]
         return list(self._record(args=args))
