@@ -3,6 +3,7 @@ vcl 4.1;
 # Template for one sandbox PoP: warming/sandbox/varnish.py fills the $$name fields.
 # Observable behaviour is documented in warming/sandbox/edge.py; PyEdge mirrors it.
 
+import purge;
 import vsthrottle;
 import xkey;
 
@@ -27,11 +28,7 @@ sub vcl_recv {
         if (client.ip !~ purgers) {
             return (synth(403, "Forbidden"));
         }
-        if (req.http.xkey-purge) {
-            set req.http.X-Sandbox-Purged = xkey.purge(req.http.xkey-purge);
-            return (synth(200, "Purged"));
-        }
-        return (purge);
+${purge_block}
     }
 
     # One bucket per PoP (constant key), so the limit models a CDN's per-PoP
@@ -45,6 +42,18 @@ sub vcl_recv {
 
 sub vcl_purge {
     return (synth(200, "Purged"));
+}
+
+sub vcl_hit {
+${hit_block}
+}
+
+sub vcl_miss {
+${hit_block}
+}
+
+sub vcl_backend_response {
+${backend_block}
 }
 
 sub vcl_deliver {

@@ -33,6 +33,7 @@ class _Failure:
     status: int
     remaining: int | None
     retry_after: int | None
+    cacheable: bool = False
 
 
 class _Server(ThreadingHTTPServer):
@@ -165,10 +166,14 @@ class Origin:
         times: int | None = None,
         *,
         retry_after: int | None = None,
+        cacheable: bool = False,
     ) -> None:
-        """Answer ``status`` for targets starting with the prefix (the next ``times`` only)."""
+        """Answer ``status`` for targets starting with the prefix (the next ``times`` only).
+
+        With ``cacheable`` the answer says the edges may cache it (a cached error page).
+        """
         with self._lock:
-            self._failures.append(_Failure(path_or_prefix, status, times, retry_after))
+            self._failures.append(_Failure(path_or_prefix, status, times, retry_after, cacheable))
 
     def clear_failures(self) -> None:
         with self._lock:
@@ -213,7 +218,8 @@ class Origin:
         failure = self._take_failure(path)
         if failure is not None:
             body = f"injected failure {failure.status}\n".encode()
-            headers = {"Content-Type": "text/plain", "Cache-Control": FAILURE_CACHE_CONTROL}
+            cc = CACHE_CONTROL if failure.cacheable else FAILURE_CACHE_CONTROL
+            headers = {"Content-Type": "text/plain", "Cache-Control": cc}
             if failure.retry_after is not None:
                 headers["Retry-After"] = str(failure.retry_after)
             _send(handler, failure.status, headers, body if body_wanted else b"", len(body))

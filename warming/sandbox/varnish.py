@@ -69,8 +69,54 @@ def _varnishadm() -> str | None:
     return _find("varnishadm")
 
 
-def render_vcl(backend: tuple[str, int], throttle_rps: int | None) -> str:
+# How a PoP answers PURGE. "honest" purges; the others misbehave the ways a real CDN
+# can, for the tests of the freshness proof: "ignore_purge" answers 200 and purges
+# nothing; "stale_soft_purge" soft-purges (the object stays, expired, inside a long
+# grace) and its background refreshes never land, so it keeps serving the old copy as a
+# HIT; "tags_only" honours tag purges and answers 200 to a URL purge without purging
+# (a VCL written for xkey alone). Each PoP reads tag purges from `xkey-purge` only.
+QUIRKS = ("honest", "ignore_purge", "stale_soft_purge", "tags_only")
+_PURGE = {
+    "honest": """
+        if (req.http.xkey-purge) {
+            set req.http.X-Sandbox-Purged = xkey.purge(req.http.xkey-purge);
+            return (synth(200, "Purged"));
+        }
+        return (purge);""",
+    "ignore_purge": """
+        return (synth(200, "Purged"));""",
+    "tags_only": """
+        if (req.http.xkey-purge) {
+            set req.http.X-Sandbox-Purged = xkey.purge(req.http.xkey-purge);
+        }
+        return (synth(200, "Purged"));""",
+    "stale_soft_purge": """
+        if (req.http.xkey-purge) {
+            set req.http.X-Sandbox-Purged = xkey.softpurge(req.http.xkey-purge);
+            return (synth(200, "Purged"));
+        }
+        return (hash);""",
+}
+_HIT = {
+    "stale_soft_purge": """
+    if (req.method == "PURGE") {
+        purge.soft(0s);
+        return (synth(200, "Purged"));
+    }""",
+}
+_BACKEND = {
+    "stale_soft_purge": """
+    if (bereq.is_bgfetch) {
+        return (abandon);
+    }
+    set beresp.grace = 1h;""",
+}
+
+
+def render_vcl(backend: tuple[str, int], throttle_rps: int | None, quirk: str = "honest") -> str:
     """The edge VCL for this backend; ``throttle_rps`` None or 0 disables the throttle."""
+    if quirk not in QUIRKS:
+        raise ValueError(f"quirk must be one of {QUIRKS}, not {quirk!r}")
     template = resources.files("warming.sandbox").joinpath("edge.vcl").read_text()
     return Template(template).substitute(
         backend_host=backend[0],
@@ -78,6 +124,9 @@ def render_vcl(backend: tuple[str, int], throttle_rps: int | None) -> str:
         throttle_rps=str(max(0, throttle_rps or 0)),
         health_path=HEALTH_PATH,
         retry_after_s=str(RETRY_AFTER_S),
+        purge_block=_PURGE[quirk],
+        hit_block=_HIT.get(quirk, ""),
+        backend_block=_BACKEND.get(quirk, ""),
     )
 
 
@@ -97,10 +146,12 @@ class VarnishEdge:
         backend: tuple[str, int],
         throttle_rps: int | None = None,
         workdir: str | Path | None = None,
+        quirk: str = "honest",
     ) -> None:
         self.name = name
         self.backend = backend
         self.throttle_rps = throttle_rps
+        self.quirk = quirk
         self._parent_dir = workdir
         self.workdir: Path | None = None
         self._proc: subprocess.Popen[bytes] | None = None
@@ -160,7 +211,7 @@ class VarnishEdge:
         for param, value in _PARAMS.items():
             command += ["-p", f"{param}={value}"]
         try:
-            vcl.write_text(render_vcl(self.backend, self.throttle_rps))
+            vcl.write_text(render_vcl(self.backend, self.throttle_rps, self.quirk))
             with open(self.workdir / "varnishd.log", "wb") as log:
                 self._proc = subprocess.Popen(
                     command,

@@ -57,24 +57,34 @@ def start_world(
     throttle_rps: int | None = None,
     latency_s: float = 0.0,
     prefer_varnish: bool = True,
+    quirks: dict[str, str] | None = None,
 ) -> World:
     """Start an origin, a shield if asked, and ``n_edges`` edges named edge1, edge2, ...
 
     Edges fetch from the shield when there is one, else from the origin; only
     edges are throttled. Varnish is used when available and preferred, else
-    PyEdge. If anything fails to start, whatever did start is stopped.
+    PyEdge. If anything fails to start, whatever did start is stopped. ``quirks`` makes
+    named PoPs misbehave on PURGE (Varnish only; see ``warming.sandbox.varnish.QUIRKS``).
     """
+    quirks = quirks or {}
     use_varnish = prefer_varnish and varnish_available()
+    if quirks and not use_varnish:
+        raise ValueError("PoP quirks need Varnish (varnishd is not available)")
     kind: type[VarnishEdge] | type[PyEdge] = VarnishEdge if use_varnish else PyEdge
     world = World(origin=Origin(latency_s=latency_s), kind="varnish" if use_varnish else "python")
     try:
         world.origin.start()
         upstream = world.origin.port
         if shield:
-            world.shield = kind(SHIELD_NAME, (LOOPBACK, upstream))
+            world.shield = kind(SHIELD_NAME, (LOOPBACK, upstream), **_quirk(quirks, SHIELD_NAME))
             upstream = world.shield.start().port
         world.edges = [
-            kind(f"edge{i}", (LOOPBACK, upstream), throttle_rps=throttle_rps)
+            kind(
+                f"edge{i}",
+                (LOOPBACK, upstream),
+                throttle_rps=throttle_rps,
+                **_quirk(quirks, f"edge{i}"),
+            )
             for i in range(1, n_edges + 1)
         ]
         # Side by side: each varnishd spends most of its start compiling VCL.
@@ -87,3 +97,7 @@ def start_world(
         world.stop()
         raise
     return world
+
+
+def _quirk(quirks: dict[str, str], name: str) -> dict[str, str]:
+    return {"quirk": quirks[name]} if name in quirks else {}
