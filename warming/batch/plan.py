@@ -28,11 +28,6 @@ class Pair(NamedTuple):
         # Pop and variant names have no spaces and filtered URLs none either.
         return f"{self.pop} {self.variant} {self.url}"
 
-    @classmethod
-    def from_key(cls, key: str) -> Pair:
-        pop, variant, url = key.split(" ", 2)
-        return cls(url, pop, variant)
-
 
 @dataclass(frozen=True)
 class Plan:
