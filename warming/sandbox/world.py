@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Literal, Self
+from typing import Any, Literal, Self
 
 from warming.sandbox.edge import Edge
 from warming.sandbox.origin import Origin
@@ -99,5 +99,6 @@ def start_world(
     return world
 
 
-def _quirk(quirks: dict[str, str], name: str) -> dict[str, str]:
+def _quirk(quirks: dict[str, str], name: str) -> dict[str, Any]:
+    # Only VarnishEdge takes a quirk (start_world refuses quirks without Varnish).
     return {"quirk": quirks[name]} if name in quirks else {}
