@@ -27,7 +27,7 @@ from warming.cdn import Purger, as_planned, purger_for
 from warming.pop.adaptive import Governor
 from warming.pop.client import PopClient
 from warming.pop.limits import ClusterLimiter, ConcurrencyLimit
-from warming.settings import CdnSettings, Settings, load_settings
+from warming.settings import CdnSettings, PopSettings, Settings, load_settings
 from warming.sources.filter import URLFilter
 
 
@@ -38,6 +38,9 @@ class Runtime:
         self.settings = settings
         self._purgers: dict[str, Purger] = {}
         self._purge_limiters: dict[str, ClusterLimiter] = {}
+        # Per PoP name, for the PoPs of the plans this process has worked on.
+        self._pop_limiters: dict[str, ClusterLimiter] = {}
+        self._governors: dict[str, Governor] = {}
 
     @property
     def broker_url(self) -> str:
@@ -102,21 +105,34 @@ class Runtime:
         """Every request to a PoP, verification included, takes a token here."""
         return ClusterLimiter(self.redis, "prefetch", self.settings.limits.prefetch_rate)
 
-    @cached_property
-    def governor(self) -> Governor | None:
-        if not self.settings.limits.adaptive:
-            return None
-        target = self.settings.limits.origin_latency_target_ms
-        return Governor(self.redis, self.prefetch_limiter, target)
+    def pop_limiter(self, pop: PopSettings) -> ClusterLimiter | None:
+        """A PoP's own limit, on top of the cluster's; None when it has none.
 
-    @cached_property
-    def pop_limiters(self) -> dict[str, ClusterLimiter]:
-        """`[[pops]] rate`: a PoP's own limit, on top of the cluster's."""
-        return {
-            p.name: ClusterLimiter(self.redis, f"pop:{p.name}", p.rate_limit)
-            for p in self.settings.pops
-            if p.rate_limit
-        }
+        Its `rate`, else (with `limits.adaptive`) the cluster's rate, which binds only
+        once the PoP's governor slows it: a PoP in trouble is slowed alone, and the
+        cluster-wide limit stays the cap for all of them.
+        """
+        rate = pop.rate_limit
+        if rate is None and self.settings.limits.adaptive:
+            rate = self.settings.limits.prefetch_rate
+        if rate is None:
+            return None
+        limiter = self._pop_limiters.get(pop.name)
+        if limiter is None or limiter.rate != rate:
+            limiter = ClusterLimiter(self.redis, f"pop:{pop.name}", rate)
+            self._pop_limiters[pop.name] = limiter
+        return limiter
+
+    def governor(self, pop: PopSettings) -> Governor | None:
+        """The adaptive slow-down of one PoP (`limits.adaptive`): it sets that PoP's factor."""
+        limiter = self.pop_limiter(pop) if self.settings.limits.adaptive else None
+        if limiter is None:
+            return None
+        gov = self._governors.get(pop.name)
+        if gov is None or gov.limiter is not limiter:
+            target = self.settings.limits.origin_latency_target_ms
+            gov = self._governors[pop.name] = Governor(self.redis, limiter, target)
+        return gov
 
     @cached_property
     def origin_limit(self) -> ConcurrencyLimit | None:

@@ -160,7 +160,8 @@ class LimitsSettings(_Strict):
     prefetch: str = defaults.PREFETCH_RATE
     purge: str = defaults.PURGE_RATE
     origin_concurrency: int | None = Field(default=None, ge=1)
-    # Slow the whole cluster down on 429s, 5xx and slow origin misses (warming.pop.adaptive).
+    # Slow a PoP down on its 429s, 5xx and slow origin misses, each PoP on its own so one
+    # in trouble never slows the others (warming.pop.adaptive).
     adaptive: bool = True
     origin_latency_target_ms: float | None = Field(default=None, gt=0)
     # Celery's own per-worker `rate_limit` on prefetch. Off by default: once a 429

@@ -1,8 +1,9 @@
 """One request to a PoP under every limit that applies to it.
 
-The cluster-wide `limits.prefetch` (verification included), the PoP's own `rate`,
-and for requests that can reach the origin, `limits.origin_concurrency`. What the PoP
-answers is fed to the adaptive governor.
+The cluster-wide `limits.prefetch` (verification included), the PoP's own limit (its
+`rate`, slowed by the adaptive governor), and for requests that can reach the origin,
+`limits.origin_concurrency`. What the PoP answers is fed to that PoP's governor, so a
+PoP in trouble slows only the requests sent to it.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ def send(rt: Runtime, plan: Plan, pair: Pair, max_wait_s: float, *, warming: boo
     """GET `pair` at its PoP once every limit grants it; raise Throttled when none does."""
     # The PoP's own limit first: when that PoP is saturated, a refusal must not have
     # burned a slot of the cluster-wide limit that every other PoP shares.
-    pop_limit = rt.pop_limiters.get(pair.pop)
+    pop = plan.pop(pair.pop)
+    pop_limit = rt.pop_limiter(pop)
     if pop_limit is not None:
         grant = pop_limit.acquire(max_wait_s)
         if not grant.ok:
@@ -41,15 +43,16 @@ def send(rt: Runtime, plan: Plan, pair: Pair, max_wait_s: float, *, warming: boo
     if not grant.ok:
         raise Throttled(grant.wait_s)
     origin = rt.origin_limit if warming and reaches_origin(plan, pair.pop) else None
+    governor = rt.governor(pop)
     with origin.hold(max_wait_s) if origin else nullcontext(True) as held:
         if not held:
             raise Throttled(max_wait_s)
         try:
-            got = rt.client.get(plan.pop(pair.pop), pair.url, plan.variant(pair.variant))
+            got = rt.client.get(pop, pair.url, plan.variant(pair.variant))
         except RetryLater as e:
-            if rt.governor:
-                rt.governor.observe(e.status)
+            if governor:
+                governor.observe(e.status)
             raise
-    if rt.governor:
-        rt.governor.observe(got.status, got.ttfb_ms, miss=not got.cache.is_hit)
+    if governor:
+        governor.observe(got.status, got.ttfb_ms, miss=not got.cache.is_hit)
     return got
