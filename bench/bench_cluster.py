@@ -51,6 +51,7 @@ import redis
 from warming import keys as K
 from warming.batch.plan import Plan
 from warming.batch.store import FINAL, BatchStore
+from warming.broker import tasknames as T
 from warming.sandbox import World, start_world
 from warming.settings import Rate
 
@@ -567,7 +568,7 @@ def cpu_delta(a: dict[str, Any], b: dict[str, Any], cli_s: float) -> dict[str, A
 
 
 # Prefetch messages go to warming.prefetch, or to the bulk queue for bulk batches.
-PREFETCH_QUEUES = tuple(q for q in (K.Q_PREFETCH, getattr(K, "Q_PREFETCH_BULK", None)) if q)
+PREFETCH_QUEUES = (T.Q_PREFETCH, T.Q_PREFETCH_BULK)
 
 
 def published_by_publish(r: redis.Redis, batch_id: str) -> tuple[int, int]:
@@ -605,7 +606,7 @@ def run_publish(
     r.flushdb()
     log(f"publish: {pairs:,} pairs; one worker consuming warming.purge and warming.control only")
     workers = start_workers(
-        config, tmp, "pub", 1, "threads", args.publish_threads, queues=f"{K.Q_PURGE},{K.Q_CONTROL}"
+        config, tmp, "pub", 1, "threads", args.publish_threads, queues=f"{T.Q_PURGE},{T.Q_CONTROL}"
     )
     w = workers[0]
     urls_file = write_urls(tmp / "urls-publish.txt", "/bench/publish/", args.publish_urls)
