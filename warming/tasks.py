@@ -9,15 +9,18 @@ failure outcome), no `expires` on header tasks, countdowns below the visibility 
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from celery import Task
 from celery.exceptions import SoftTimeLimitExceeded
-from celery.signals import worker_ready, worker_shutdown
+from celery.signals import worker_init, worker_ready, worker_shutdown
 
 from warming.batch.plan import Pair
 from warming.broker import tasknames as T
 from warming.broker.app import app
+from warming.errors import BrokerUnavailable, ConfigError
+from warming.rediskit import check_server
 from warming.runtime import Runtime, current
 from warming.stages import phases, trailing
 from warming.stages import prefetch as prefetch_stage
@@ -103,6 +106,18 @@ def flush_trailing(self: WarmingTask, trailing_id: str, leader: str = "") -> str
     """Publish the trailing batch of a coalescing window (changes seen mid-run), when due."""
     out = trailing.flush_trailing(self.rt, trailing_id, leader)
     return self.follow(out, (trailing_id,), {"leader": leader})
+
+
+@worker_init.connect
+def refuse_an_old_redis(**_: Any) -> None:
+    """A worker stops at start (exit 2) on a Redis too old for warming."""
+    try:
+        check_server(current().redis)
+    except BrokerUnavailable:
+        pass  # not up yet: Celery retries the connection (broker_connection_retry_on_startup)
+    except ConfigError as e:
+        print(f"warming: invalid configuration: {e}", file=sys.stderr)
+        raise SystemExit(2) from None  # an Exception would only be logged by the signal
 
 
 _watchdog: Watchdog | None = None

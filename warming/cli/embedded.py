@@ -18,6 +18,7 @@ from contextlib import contextmanager
 import redis
 
 from warming.errors import WarmingError
+from warming.rediskit import check_server
 from warming.runtime import Runtime, use
 from warming.settings import Settings
 
@@ -47,9 +48,9 @@ def _free_port() -> int:
 
 
 @contextmanager
-def embedded_redis(start_timeout_s: float = 10.0) -> Iterator[str]:
-    """Start a throw-away Redis on 127.0.0.1; yield its URL."""
-    exe = redis_server_binary()
+def embedded_redis(start_timeout_s: float = 10.0, exe: str | None = None) -> Iterator[str]:
+    """Start a throw-away Redis on 127.0.0.1 (`exe`, else the one found); yield its URL."""
+    exe = exe or redis_server_binary()
     with tempfile.TemporaryDirectory(prefix="warming-redis-") as tmp:
         port = _free_port()
         proc = subprocess.Popen(
@@ -135,11 +136,18 @@ def in_process_worker(concurrency: int = EMBEDDED_CONCURRENCY) -> Iterator[None]
 
 @contextmanager
 def running(settings: Settings) -> Iterator[Runtime]:
-    """The configured Redis, or an embedded Redis and worker when there is none."""
+    """The configured Redis, or an embedded Redis and worker when there is none.
+
+    Either is checked first: BrokerUnavailable when it cannot be reached, ConfigError
+    when its version is too old for warming.
+    """
     if settings.broker_url:
-        yield use(settings)
+        rt = use(settings)
+        check_server(rt.redis)
+        yield rt
         return
     with embedded_redis() as url:
         rt = use(settings.model_copy(update={"broker_url": url}))
+        check_server(rt.redis)
         with in_process_worker():
             yield rt

@@ -8,11 +8,14 @@ import logging
 import sys
 from collections.abc import Sequence
 
+import redis
+
 from warming.batch import report as reports
 from warming.batch.publish import WarmRequest, publish
 from warming.cli.embedded import running
 from warming.cli.show import wait
-from warming.errors import ConfigError, WarmingError
+from warming.errors import BrokerUnavailable, ConfigError, WarmingError
+from warming.rediskit import redacted, unreachable
 from warming.runtime import use
 from warming.settings import Settings, load_settings
 from warming.sources.filter import Dropped
@@ -46,12 +49,14 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    broker = "the embedded Redis"
     try:
         if args.command == "demo":
             from warming.cli.demo import run_demo
 
             return int(run_demo())
         settings = load_settings()
+        broker = redacted(settings.broker_url) if settings.broker_url else broker
         if args.command == "warm":
             return _warm(settings, args)
         if args.command == "report":
@@ -63,12 +68,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as e:
         print(f"warming: invalid configuration: {e}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokerUnavailable as e:
+        # publish() and check_server() keep the Redis error as the context: its words say why.
+        why = e.__context__ if isinstance(e.__context__, redis.RedisError) else e
+        return _unreachable(broker, why)
+    except redis.RedisError as e:  # every command, whenever Redis goes away: one line
+        if unreachable(e):
+            return _unreachable(broker, e)
+        print(f"warming: Redis at {broker} refused a command: {e}", file=sys.stderr)
+        return EXIT_NOT_ALL_HIT
     except WarmingError as e:
         print(f"warming: {e}", file=sys.stderr)
         return EXIT_NOT_ALL_HIT
     except KeyboardInterrupt:
         print("warming: interrupted", file=sys.stderr)
         return 130
+
+
+def _unreachable(broker: str, why: BaseException) -> int:
+    reason = " ".join(str(why).split()) or type(why).__name__
+    print(f"warming: cannot reach Redis at {broker}: {reason}", file=sys.stderr)
+    return EXIT_NOT_ALL_HIT
 
 
 def _warm(settings: Settings, args: argparse.Namespace) -> int:

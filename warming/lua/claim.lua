@@ -21,3 +21,13 @@ local function claim(a, i)
   end
   return lead, follow, i + 5 + n
 end
+-- claim_args(a, i): the index after claim()'s arguments, or nil and why. Checked before
+-- any write: Redis keeps what a script wrote before it failed.
+local function claim_args(a, i)
+  local n = tonumber(a[i + 4])
+  if not n or n < 0 or n % 1 ~= 0 or not tonumber(a[i + 1]) then
+    return nil, 'claim: the URL count or the window is not a number'
+  end
+  if #a < i + 4 + n then return nil, 'claim: fewer URLs than announced' end
+  return i + 5 + n
+end

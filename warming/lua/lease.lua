@@ -1,4 +1,7 @@
 -- KEYS: sorted set of lease tokens scored by expiry (ms). ARGV: limit, TTL ms, token.
+if not tonumber(ARGV[1]) or not tonumber(ARGV[2]) then
+  return redis.error_reply('ERR warming lease: bad limit or TTL')
+end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)

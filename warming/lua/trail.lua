@@ -2,6 +2,9 @@
 -- urls... -> {trailing id, created (1/0)}, or {false, 0} when that trailing batch already
 -- flushed. A trailing batch is created together with its flush message, so none is ever
 -- created that nothing will publish; the task waits out the `due:` key, then publishes.
+if not tonumber(ARGV[3]) or not tonumber(ARGV[5]) then
+  return redis.error_reply('ERR warming trail: bad TTL or due time')
+end
 local p = ARGV[4]
 local tk = p .. 'trail:' .. ARGV[1]
 local t = redis.call('GET', tk)

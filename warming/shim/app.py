@@ -40,7 +40,7 @@ from warming.broker import tasknames as T
 from warming.cms import ADAPTERS, Inbound, adapter_for
 from warming.cms.routes import check_routes, expand, priority_of
 from warming.errors import BrokerUnavailable, WebhookError
-from warming.rediskit import async_client, text
+from warming.rediskit import async_client, text, unreachable
 from warming.runtime import Runtime, install, use
 from warming.settings import load_settings
 from warming.sources.filter import Dropped
@@ -75,9 +75,13 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         404: "unknown adapter",
         413: "body over webhook.max_body_bytes",
         422: "body has the wrong shape",
+        500: "Redis refused warming's script (a bug or an unsupported server): nothing enqueued",
         503: "broker unreachable: retry later, nothing was enqueued",
     }.items()
 }
+
+
+_SCRIPT_REFUSED = "Redis refused warming's accept script (see the shim's log); nothing was enqueued"
 
 
 def _problem(status: int, message: str) -> JSONResponse:
@@ -172,6 +176,12 @@ class Shim:
             if got[0] == 2:
                 got = await run_in_threadpool(self._coalesced, hook, batch_id, sel, got[1], got[2])
         except redis.RedisError as e:
+            if not unreachable(e):
+                # Not the broker's absence but a script Redis refused: a bug, or a server
+                # it does not run on. A retry would fail alike, so it is not a 503. Each
+                # script checks its arguments before its first write: nothing was written.
+                log.error("webhook refused with 500: Redis refused a script: %s", e)
+                raise WebhookError(500, _SCRIPT_REFUSED) from None
             # Each script is atomic: failing, it did nothing (or all, if only its answer
             # was lost; the CMS's retry then gets the first batch's id).
             raise BrokerUnavailable(f"Redis is unreachable: {type(e).__name__}") from None

@@ -26,6 +26,7 @@ from types import FrameType
 from typing import Any
 
 from warming.errors import WarmingError
+from warming.rediskit import check_server
 from warming.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,9 @@ def serve(rt: Runtime, host: str, port: int, workers: int = 1) -> int:
     from warming.shim.app import create_app
 
     rt.broker_url  # noqa: B018 - fail now, with exit 2, if broker_url is missing
+    # Fail now, in one line, if Redis is unreachable or too old for the accept script: a
+    # shim answering 503 (or 500) to every webhook would only look alive.
+    check_server(rt.redis)
     app = create_app(rt)  # a bad [[routes]] template fails here, before any fork
     if workers <= 1:
         uvicorn.run(app, host=host, port=port, **_UVICORN)
