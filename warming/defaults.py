@@ -44,9 +44,6 @@ HIT_STATUSES = (200,)
 # a PoP's clock may run slightly fast: this much slack, and no more, is allowed.
 AGE_SLACK_S = 2.0
 PURGE_TIMEOUT_S = 10.0
-# The `cdn.provider` values warming/cdn/ implements (warming.cdn checks it agrees): any
-# other is refused when the settings load, not when the first purge would crash on it.
-CDN_PROVIDERS = ("varnish", "none")
 
 # The oldest Redis warming runs on, refused at start below it: kombu's Redis transport
 # restores unacknowledged messages with ZRANGE ... BYSCORE REV (6.2), and embedded mode
@@ -108,3 +105,52 @@ WEBHOOK_ID_TTL_S = 3 * 24 * 3600
 COALESCE_WINDOW_S = 2.0
 # Tags seen on a URL are remembered this long for tag-only webhooks.
 TAG_INDEX_TTL_S = 30 * 24 * 3600
+
+# -- CDN purge providers (warming/cdn/; each module's docstring cites the vendor's page) --
+# Every provider warming/cdn/ implements, in `cdn.provider` / `cdn.providers` (warming.cdn
+# checks the registry agrees): any other is refused when the settings load.
+CDN_PROVIDERS = (
+    "varnish",
+    "none",
+    "fastly",
+    "cloudflare",
+    "cloudfront",
+    "akamai",
+    "vercel",
+    "nextjs",
+    "nginx",
+)
+# Each vendor's API base; `cdn.api_url` replaces it (staging, a test double). Akamai has no
+# common base (each API client has its own host) and Next.js is the app's own route.
+FASTLY_API_URL = "https://api.fastly.com"
+CLOUDFLARE_API_URL = "https://api.cloudflare.com/client/v4"
+VERCEL_API_URL = "https://api.vercel.com"
+# Fastly: "Up to 256 surrogate keys can be purged in one batch request" (bulk_purge_tag).
+FASTLY_MAX_KEYS = 256
+# Cloudflare: "Max operations per request: 100" on every plan's purge limits table
+# (Enterprise single-file purges allow 500: raise it with `cdn.max_per_call`).
+CLOUDFLARE_MAX_PER_CALL = 100
+# CloudFront: at most 3,000 file paths and 15 wildcard paths in progress per distribution
+# ("Concurrent invalidation request maximum"), so no one invalidation can carry more.
+CLOUDFRONT_MAX_PATHS = 3000
+CLOUDFRONT_MAX_WILDCARDS = 15
+# CloudFront's invalidations are global (us-east-1 signs their API calls).
+CLOUDFRONT_REGION = "us-east-1"
+# Akamai Fast Purge: "Purge requests have a body size limit of 50KB" (413 above it).
+AKAMAI_MAX_BODY = 50_000
+# Akamai's 429 page: "Wait five seconds, then retry" (it documents no Retry-After).
+AKAMAI_RETRY_S = 5.0
+# Vercel invalidate/delete by tags: 1 to 16 tags per request, each at most 256 characters.
+VERCEL_MAX_TAGS = 16
+# Next.js `revalidateTag`: a tag "Must not exceed 256 characters" (Vercel's limit too).
+TAG_MAX_LEN = 256
+# Next.js: the app's own route sets no limit; 100 tags and paths per POST keeps a body
+# small (a few KB) and one slow revalidation from holding a whole batch's purge.
+NEXTJS_MAX_PER_CALL = 100
+# Next.js: where the revalidate route reads its secret when `cdn.revalidate_secret_in` is
+# "header" (for "query", Next.js's docs name the parameter `secret`).
+NEXTJS_SECRET_HEADER = "x-revalidate-secret"
+NEXTJS_SECRET_PARAM = "secret"
+# How often an asynchronous purge (CloudFront's invalidation) is asked whether it is done:
+# CloudFront usually completes in seconds to a few minutes, and each poll is an API call.
+PURGE_POLL_S = 10.0

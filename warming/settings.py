@@ -24,6 +24,7 @@ from pydantic_settings import (
 )
 
 from warming import defaults
+from warming.cdnsettings import CdnSettings as CdnSettings
 from warming.errors import ConfigError
 
 # How urgent a batch is: "high" (webhooks, interactive CLI), "normal", or "bulk"
@@ -131,29 +132,6 @@ class PopSettings(_Strict):
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError("must be an http(s) address such as http://203.0.113.10:8080")
         return v.rstrip("/")
-
-
-class CdnSettings(_Strict):
-    provider: Literal["varnish", "fastly", "cloudflare", "akamai", "cloudfront", "none"] = "varnish"
-    # Account settings for API-based providers (Fastly, Cloudflare...) as they plug into
-    # warming/cdn/; service_id also names the purge limit's account.
-    api_token: SecretStr | None = None
-    service_id: str | None = None
-    zone_id: str | None = None
-    purge_timeout_s: float = defaults.PURGE_TIMEOUT_S
-    # Varnish: the request header that carries the surrogate keys of a tag purge; it must
-    # be the one the PoPs' VCL reads (a tag purge it ignores is caught by the freshness proof).
-    tag_header: str = Field(default=defaults.TAG_HEADER, pattern=r"^[A-Za-z0-9-]{1,64}$")
-
-    @field_validator("provider")
-    @classmethod
-    def _implemented(cls, v: str) -> str:
-        # The SPEC names more providers than warming/cdn/ has; refusing one here stops
-        # every command at start (exit 2), where a purge would fail the batch much later.
-        if v not in defaults.CDN_PROVIDERS:
-            done = ", ".join(defaults.CDN_PROVIDERS)
-            raise ValueError(f"{v!r} is not implemented yet (implemented: {done})")
-        return v
 
 
 class LimitsSettings(_Strict):

@@ -90,7 +90,7 @@ def _wait_final(r: redis.Redis, bid: str, timeout_s: float) -> tuple[str, float]
 @pytest.mark.parametrize(
     ("cdn", "reason"),
     [
-        ({"provider": "fastly", "service_id": "svc1"}, "planned with 'fastly', which this worker"),
+        ({"provider": "limelight", "service_id": "svc1"}, "planned with 'limelight', which this"),
         ({"provider": "varnish", "flux_capacitor": 1}, "cdn.flux_capacitor"),
     ],
 )

@@ -74,7 +74,7 @@ class Plan:
             priority=priority,
             cdn=planned_cdn(settings.cdn),
             base_url=settings.site.base_url,
-            freshness=settings.verify.proof(purge and settings.cdn.provider != "none"),
+            freshness=settings.verify.proof(purge and settings.cdn.layers != ["none"]),
             origin_url=settings.verify.origin_url,
             statuses=tuple(settings.verify.statuses),
         )

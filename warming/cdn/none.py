@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from warming.cdn.base import PurgeCall, Purger
+from warming.cdn.base import Pending, PurgeCall, Purger
 from warming.settings import PopSettings
 
 
@@ -16,5 +16,5 @@ class NonePurger(Purger):
     ) -> list[PurgeCall]:
         return []
 
-    def send(self, call: PurgeCall) -> None:
+    def send(self, call: PurgeCall) -> Pending | None:
         return None

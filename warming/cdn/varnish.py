@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from warming.cdn.base import PurgeCall, Purger
+from warming.cdn.base import Pending, PurgeCall, Purger
 from warming.errors import PurgeError, RetryLater
 from warming.pop.client import PopClient
 from warming.settings import CdnSettings, FetchSettings, PopSettings
@@ -38,7 +38,7 @@ class VarnishPurger(Purger):
             calls += [PurgeCall(p.name, tags=tuple(tags)) for p in ordered]
         return calls
 
-    def send(self, call: PurgeCall) -> None:
+    def send(self, call: PurgeCall) -> Pending | None:
         pop = self._pops[call.pop or ""]
         if call.tags:
             url, headers = self._base_url + "/", {self.cdn.tag_header: " ".join(call.tags)}
@@ -51,7 +51,7 @@ class VarnishPurger(Purger):
         resp.close()
         s = resp.status_code
         if s in _OK:
-            return
+            return None
         if s == 429 or s >= 500:
             raise RetryLater(f"{call.describe()}: PoP answered {s}", pop=pop.name, status=s)
         raise PurgeError(

@@ -1,0 +1,81 @@
+"""Drive a batch's real purge stage (real Redis, no worker) against a provider's double."""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from tests.support import SITE
+from warming import keys as K
+from warming.batch.publish import WarmRequest, new_batch, select
+from warming.runtime import Runtime, use
+from warming.settings import Settings
+from warming.stages import purge as purge_stage
+from warming.stages.outcome import Continue, Outcome, RetryIn
+
+POPS = [{"name": "edge1", "url": "http://127.0.0.1:9"}]
+
+
+@dataclass
+class Purged:
+    """How a batch's purge stage ended, and every countdown it asked for on the way."""
+
+    outcome: Outcome
+    waits: list[RetryIn] = field(default_factory=list)
+    batch: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def waited_s(self) -> float:
+        return sum(w.seconds for w in self.waits)
+
+
+def runtime(redis_url: str, cdn: dict[str, Any], **sections: Any) -> Runtime:
+    """A runtime with `cdn` and quick retries, whatever ./warming.toml says."""
+    os.environ["WARMING_CONFIG"] = "/nonexistent/warming.toml"
+    try:
+        settings = Settings.model_validate(
+            {
+                "broker_url": redis_url,
+                "site": {"base_url": SITE},
+                "pops": sections.pop("pops", POPS),
+                "cdn": cdn,
+                "limits": {"prefetch": "100/s", "purge": "100/s"},
+                "fetch": {"backoff_base_s": 0.2, "max_attempts": 6},
+                **sections,
+            }
+        )
+    finally:
+        del os.environ["WARMING_CONFIG"]
+    return use(settings)
+
+
+def purge_batch(
+    rt: Runtime, paths: list[str], tags: list[str] | None = None, budget_s: float = 60.0
+) -> Purged:
+    """Record a batch and run its purge stage to the end, sleeping each RetryIn here.
+
+    The worker's part (re-queueing with a countdown) is played by this loop; everything
+    else is the real stage, store and provider.
+    """
+    req = WarmRequest(paths=paths, tags=tags or [], trigger={"source": "cli"})
+    bid = uuid.uuid4().hex
+    rt.store.create(new_batch(rt.settings, rt.messages, req, select(rt.url_filter, None, req), bid))
+    kwargs: dict[str, Any] = {}
+    waits: list[RetryIn] = []
+    t0 = time.monotonic()
+    while True:
+        out = purge_stage.purge(rt, bid, **kwargs)
+        if isinstance(out, RetryIn) and time.monotonic() - t0 < budget_s:
+            assert out.seconds <= 30, "a countdown over the cap"
+            waits.append(out)
+            time.sleep(out.seconds)
+            kwargs.update(out.kwargs)
+            continue
+        if isinstance(out, Continue):
+            kwargs.update(out.kwargs)
+            continue
+        raw = rt.redis.hgetall(K.BATCH.format(id=bid))
+        return Purged(out, waits, {k.decode(): v.decode() for k, v in raw.items()})
