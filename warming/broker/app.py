@@ -34,6 +34,7 @@ def bind(settings: Settings) -> None:
 
 def _configure(sender: Celery, **_: Any) -> None:
     try:
+        config.check_transport(sender.conf.broker_transport_options)
         settings = _bound or load_settings()
         sender.conf.update(config.from_settings(settings))
     except ConfigError as e:

@@ -10,13 +10,16 @@ and then sets what differs (the project's `celeryconfig.py` is that module).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from kombu import Queue  # type: ignore[attr-defined]
 
 from warming import defaults
+from warming import keys as K
 from warming.broker import tasknames as T
 from warming.broker.resultbackend import backend_url
+from warming.errors import ConfigError
 from warming.rediskit import CLIENT_OPTIONS
 from warming.settings import Settings
 
@@ -81,6 +84,34 @@ worker_send_task_events = True
 task_send_sent_event = False
 task_track_started = True
 worker_hijack_root_logger = False
+
+
+def check_transport(options: Mapping[str, Any] | None) -> None:
+    """ConfigError for a kombu transport option that warming's own publish cannot follow.
+
+    The shim and `warming warm` push messages onto kombu's lists themselves (warming.
+    broker.messages), and the watchdog reads kombu's `unacked` hash. kombu's Redis
+    transport prefixes every key with `global_keyprefix` (GlobalKeyPrefixMixin), and so
+    do we; two other options rename keys we use, and are refused rather than followed
+    halfway: a 202 must never stand for a message no worker will take.
+    """
+    opts = dict(options or {})
+    unacked = opts.get("unacked_key", K.KOMBU_UNACKED)
+    if unacked != K.KOMBU_UNACKED:
+        raise ConfigError(
+            "broker_transport_options.unacked_key",
+            f"must stay {K.KOMBU_UNACKED!r}: the watchdog reads that hash to tell a lost "
+            "message from one a worker holds",
+        )
+    steps = opts.get("priority_steps")
+    if steps is not None and 0 not in steps:
+        # kombu puts a priority-0 message on the list of the step at or below 0; with no
+        # step 0 that is `<queue>\x06\x16<highest step>`, not the queue's own list.
+        raise ConfigError(
+            "broker_transport_options.priority_steps",
+            "must include 0: warming's own messages have priority 0 and go to the queue's "
+            "own list, which kombu reads only when 0 is a step",
+        )
 
 
 def from_settings(settings: Settings) -> dict[str, Any]:
