@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+import redis
 
 from tests.support import ROOT, env_for, run_cli, write_config
 
@@ -86,3 +87,30 @@ def test_redis_going_away_while_warm_waits_is_one_line_too(tmp_path: Path) -> No
     lines = [x for x in err.splitlines() if not x.startswith("batch ")]  # the id, on stderr
     _one_line(subprocess.CompletedProcess(cli.args, cli.returncode, out, "\n".join(lines)), url)
     assert res.returncode == 1
+
+
+def test_a_command_redis_refuses_is_said_so_not_called_unreachable(tmp_path: Path) -> None:
+    """A Redis that runs no scripts (EVAL renamed away): up, but refusing warming's."""
+    port = _free_port()
+    server = subprocess.Popen(
+        [
+            *("redis-server", "--port", str(port), "--save", "", "--appendonly", "no"),
+            *("--rename-command", "EVALSHA", "", "--rename-command", "EVAL", ""),
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        url = f"redis://127.0.0.1:{port}/0"
+        config = write_config(tmp_path / "warming.toml", url, POPS)
+        time.sleep(0.5)
+        res = run_cli(config, "warm", "/x", timeout=60)
+        r = redis.Redis.from_url(url)
+        assert r.dbsize() == 0, "nothing was written"
+        r.close()
+    finally:
+        server.kill()
+        server.wait()
+    assert res.returncode == 1 and "Traceback" not in res.stderr, res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"warming: Redis at {url} refused a command: ")
+    assert "unknown command" in lines[0] and "cannot reach" not in lines[0]

@@ -68,15 +68,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as e:
         print(f"warming: invalid configuration: {e}", file=sys.stderr)
         return EXIT_USAGE
-    except BrokerUnavailable as e:
+    except (BrokerUnavailable, redis.RedisError) as e:  # whenever Redis goes away: one line
         # publish() and check_server() keep the Redis error as the context: its words say why.
-        why = e.__context__ if isinstance(e.__context__, redis.RedisError) else e
+        why = e
+        if isinstance(e, BrokerUnavailable) and isinstance(e.__context__, redis.RedisError):
+            why = e.__context__
+        if isinstance(why, redis.RedisError) and not unreachable(why):
+            # A refused command (a script error) is a bug to report, not an outage.
+            print(f"warming: Redis at {broker} refused a command: {why}", file=sys.stderr)
+            return EXIT_NOT_ALL_HIT
         return _unreachable(broker, why)
-    except redis.RedisError as e:  # every command, whenever Redis goes away: one line
-        if unreachable(e):
-            return _unreachable(broker, e)
-        print(f"warming: Redis at {broker} refused a command: {e}", file=sys.stderr)
-        return EXIT_NOT_ALL_HIT
     except WarmingError as e:
         print(f"warming: {e}", file=sys.stderr)
         return EXIT_NOT_ALL_HIT
