@@ -35,6 +35,8 @@ class VercelApi:
             )
         body = json_body(r)
         tags = body.get("tags") if isinstance(body, dict) else None
+        if isinstance(tags, str) and len(tags) <= 8196:  # the schema's other form: one string
+            tags = [tags]
         if (
             not isinstance(tags, list)
             or not 1 <= len(tags) <= 16
