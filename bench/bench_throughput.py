@@ -98,6 +98,8 @@ class PrivateRedis:
 def _kind(key: str) -> str:
     """`warming:batch:<id>:warm` -> `warming:batch:*:warm`; Celery's keys by prefix."""
     parts = key.split(":")
+    if parts[0] == "warming" and parts[1] in ("tagurls", "urlkeys"):
+        return f"warming:{parts[1]}:*"
     if parts[0] == "warming" and len(parts) > 2:
         return ":".join([*parts[:2], "*", *parts[3:4]])
     return key.split("-")[0] if key.startswith("celery-task-meta") else parts[0]
@@ -128,8 +130,8 @@ def run_reference(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     with cold_world(args) as world:
         paths = tmp / "ref-paths.txt"
         paths.write_text("".join(f"/bench/ref/p{i}\n" for i in range(args.urls)))
-        cmd = [sys.executable, str(REFERENCE), "--host", "www.example.com", "--paths", str(paths),
-               "--json"]  # fmt: skip
+        cmd = [sys.executable, str(args.reference), "--host", "www.example.com",
+               "--paths", str(paths), "--json"]  # fmt: skip
         for p in world.pops():
             cmd += ["--pop", p["url"]]
         out = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=ROOT)
@@ -149,6 +151,8 @@ def run_warming(
             logdir = tmp / f"logs-{tag}"
             logdir.mkdir()
             procs = start_workers(config, logdir, tag, workers, "threads", THREADS)
+            spies = [spy(w.proc.pid, args.profile / f"{tag}-w{i}.txt") for i, w in
+                     enumerate(procs)] if args.profile else []  # fmt: skip
             try:
                 pop_logs = start_pop_logs(world, logdir, tag)
                 urls = write_urls(tmp / f"{tag}-urls.txt", f"/bench/{tag}/", args.urls)
@@ -157,12 +161,20 @@ def run_warming(
                 cli = run_cli(config, "warm", "--file", str(urls), "--no-purge", "--wait",
                               "--json", timeout=args.timeout)  # fmt: skip
                 wall = time.monotonic() - t_pub
+                for s_ in spies:
+                    s_.send_signal(2)
+                    s_.wait(30)
                 for w in procs:
                     w.sample()
                 time.sleep(1.0)  # let the PoPs' logs catch up
                 hits_by_pop = [log_.stop() for log_ in pop_logs]
                 after = red.used()
-                keys = Counter(_kind(k.decode()) for k in red.r.scan_iter(count=1000))
+                keys: Counter[str] = Counter()
+                sizes: Counter[str] = Counter()
+                for k in red.r.scan_iter(count=1000):
+                    kind = _kind(k.decode())
+                    keys[kind] += 1
+                    sizes[kind] += int(red.r.memory_usage(k, samples=0) or 0)
             finally:
                 for w in procs:
                     w.stop()
@@ -172,7 +184,9 @@ def run_warming(
     started, finished = parse_iso(report["started_at"]), parse_iso(report["finished_at"])
     assert started is not None and finished is not None, report
     elapsed = finished - started
-    ours = [h for hits, _, _ in hits_by_pop for h in hits if not h.fill and h.method == "GET"]
+    ours = [
+        h for hits, _, _ in hits_by_pop for h in hits if not h.fill and h.method in ("GET", "HEAD")
+    ]
     per_s = Counter(int(h.t - started) for h in ours)
     seconds = range(1, max(1, int(elapsed)))
     rates = [per_s.get(s, 0) for s in seconds]
@@ -194,8 +208,38 @@ def run_warming(
         "min_rate_after_1s": min(rates) if rates else None,
         "redis_bytes_per_pair": round((after - before) / max(1, c["total"])),
         "redis_keys": dict(keys.most_common(8)),
+        "redis_bytes_per_pair_by_kind": {
+            k: round(v / max(1, c["total"])) for k, v in sizes.most_common(8)
+        },
         "worker_peak_pss_mb": max(round(w.pss_peak_kb / 1024) for w in procs),
     }
+
+
+def spy(pid: int, out: Path) -> subprocess.Popen[bytes]:
+    """py-spy sampling one worker (all its threads) until SIGINT, in its raw format."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    exe = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    return subprocess.Popen(
+        [exe, "record", "-r", "200", "-f", "raw", "-o", str(out), "--pid", str(pid),
+         "--nonblocking"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+def summarize(raw: Path, top: int = 25) -> list[tuple[str, float]]:
+    """Where the samples were, by the innermost frame of warming's or a library's code."""
+    own: Counter[str] = Counter()
+    total = 0
+    for line in raw.read_text().splitlines():
+        stack, _, n = line.rpartition(" ")
+        frames = stack.split(";")
+        total += int(n)
+        # Idle threads wait in a lock or a socket read: count them apart.
+        leaf = frames[-1]
+        name = leaf.split(" (")[0]
+        where = leaf.split(" (")[-1].split(":")[0].split("site-packages/")[-1]
+        own[f"{name} ({where})"] += int(n)
+    return [(k, round(100 * v / max(1, total), 1)) for k, v in own.most_common(top)]
 
 
 def main() -> int:
@@ -208,6 +252,8 @@ def main() -> int:
     ap.add_argument("--workers", type=int, action="append", default=None)
     ap.add_argument("--timeout", type=float, default=600.0)
     ap.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    ap.add_argument("--reference", type=Path, default=REFERENCE, help="reference_warmer.py")
+    ap.add_argument("--profile", type=Path, default=None, help="py-spy each worker into DIR")
     args = ap.parse_args()
     out: dict[str, Any] = {"machine": machine(), "urls": args.urls, "runs": []}
     with tempfile.TemporaryDirectory(prefix="bench-throughput-") as d:

@@ -73,6 +73,17 @@ MAX_LIMITER_WAIT_S = 5.0
 # Pairs per chord. Bounds the chord header (CELERY_NOTES: big chords are slow to
 # publish and heavy to join); slices of one phase run side by side.
 SLICE_SIZE = 500
+# Pairs per prefetch task: its limits are reserved as one block and its records written in
+# one pipeline. Measured (bench/bench_throughput.py): a task per pair spent two thirds of a
+# worker's samples in Redis round trips. 25 keeps a chunk well inside its time budget
+# even when every request is slow, and a slice of 500 still spreads over 20 tasks.
+CHUNK_SIZE = 25
+# Request threads per worker process, shared by every chunk it runs (prefetch is I/O
+# bound; the limiter, not this pool, sets the pace).
+FETCH_THREADS = 64
+# A chunk verifies its pairs inline only if warming them took less than this; otherwise
+# the slice's callback does, so no task runs near the time limits.
+CHUNK_VERIFY_BUDGET_S = 20.0
 # Slices of one phase launched at once; each verified slice launches the next. At the
 # default rate a slice takes seconds, so 20 keep every worker busy while the broker holds
 # ~10k messages (~18 MB) instead of a 100k-pair batch's 172 MB, and the window is queued
@@ -154,3 +165,27 @@ NEXTJS_SECRET_PARAM = "secret"
 # How often an asynchronous purge (CloudFront's invalidation) is asked whether it is done:
 # CloudFront usually completes in seconds to a few minutes, and each poll is an API call.
 PURGE_POLL_S = 10.0
+
+# -- operating it (warming/ops/; README "Operating it") --
+# INFO: a line per finished batch and per failed pair is what an operator asked for; the
+# warming loggers get this level whatever the worker's --loglevel says.
+LOG_LEVEL = "INFO"
+# Workers' /metrics listens on every interface: Prometheus scrapes from another host.
+METRICS_HOST = "0.0.0.0"
+# Told when a batch ends badly; "done" (every batch) is noisy, so it is opt-in.
+NOTIFY_ON = ("failed", "miss")
+# A receiver down for a minute or two still gets the notice: 5 tries with backoff
+# 2, 4, 8, 16 s (each countdown under the visibility timeout).
+NOTIFY_MAX_ATTEMPTS = 5
+NOTIFY_BACKOFF_S = 2.0
+NOTIFY_TIMEOUT_S = 10.0
+# Batches `GET /batches` and `warming batches` show unless asked for more; reading ids
+# stops after RECENT_SCAN of them when a state filter matches few.
+BATCHES_LIST = 50
+BATCHES_MAX = 1000
+RECENT_SCAN = 10_000
+# The report page's URL x PoP matrix: rows with a non-hit first; past this many URLs the
+# rest are counted, not drawn (a 100k-pair page would not render in a browser).
+PAGE_MAX_ROWS = 500
+# A running batch's page reloads itself this often.
+PAGE_REFRESH_S = 2

@@ -15,7 +15,11 @@ BATCH = PREFIX + "batch:{id}"
 # Hash: what each (URL, PoP, variant) prefetch saw (status, cache, digest, ...); kept
 # out of chord results so the chord join stays tiny however big the batch.
 WARM = PREFIX + "batch:{id}:warm"
-# Hash: each pair's final verdict (hit, miss, failed) after verification.
+# Hash: a prefetch chunk's verdicts, one compact field per chunk ("phase:slice:lo"): one
+# Redis entry per 25 pairs instead of one per pair (warming.batch.results).
+CHUNKS = PREFIX + "batch:{id}:chunks"
+# Hash: verdicts reached outside a chunk (re-checks, shields proven by edges, the
+# watchdog), one compact field per pair; they override the chunk's.
 RESULTS = PREFIX + "batch:{id}:results"
 # Hash: URL -> what the origin serves now (ETag, Last-Modified, digest), fetched once per
 # URL, not per PoP: the freshness proof every PoP's answer is compared with.
@@ -36,10 +40,13 @@ RECENT = PREFIX + "recent"
 
 # GCRA state of a named cluster-wide rate limit (one string per limit).
 LIMIT = PREFIX + "limit:{name}"
-# Set: the URLs last seen carrying a surrogate key.
-TAG = PREFIX + "tag:{key}"
-# Set: the surrogate keys a URL carried when last fetched, to drop it from keys it lost.
-URL_TAGS = PREFIX + "urltags:{url}"
+# Hash: the URLs last seen carrying a surrogate key (fields; values empty). A hash, not a
+# set: Redis 7.0 keeps a small hash compact (listpack) and a small set of strings not,
+# and most keys tag a page or two.
+TAG = PREFIX + "tagurls:{key}"
+# String: the surrogate keys a URL carried when last fetched, space-separated, to drop it
+# from keys it lost (a string: a small set costs Redis 7.0 about twice the memory).
+URL_TAGS = PREFIX + "urlkeys:{url}"
 # String: "{adapter}:{delivery id}" (or "{adapter}:body:{sha256}" for senders with no id)
 # -> the first batch's id, so a redelivery or a replay answers 200 and enqueues nothing.
 # TTL: WEBHOOK_ID_TTL_S for an id, webhook.tolerance_s for a body digest.

@@ -180,6 +180,7 @@ class FetchSettings(_Strict):
 class BatchSettings(_Strict):
     slice_size: int = Field(default=defaults.SLICE_SIZE, ge=1, le=5000)
     slices_in_flight: int = Field(default=defaults.SLICES_IN_FLIGHT, ge=1)
+    chunk_size: int = Field(default=defaults.CHUNK_SIZE, ge=1, le=500)
     deadline_s: float | None = Field(default=None, gt=0)
     report_ttl_s: int = Field(default=defaults.REPORT_TTL_S, ge=60)
 

@@ -16,7 +16,6 @@ from celery import Task
 from celery.exceptions import SoftTimeLimitExceeded
 from celery.signals import worker_init, worker_ready, worker_shutdown
 
-from warming.batch.plan import Pair
 from warming.broker import tasknames as T
 from warming.broker.app import app
 from warming.errors import BrokerUnavailable, ConfigError
@@ -78,20 +77,20 @@ def launch_slice(self: WarmingTask, batch_id: str, phase: int, n: int) -> str:
 def prefetch(
     self: WarmingTask,
     batch_id: str,
-    url: str,
-    pop: str,
-    variant: str,
-    attempt: int = 0,
+    phase: int,
+    n: int,
+    lo: int,
+    hi: int,
+    todo: list[list[int]] | None = None,
     waits: int = 0,
 ) -> str:
-    """GET one URL through one PoP so the PoP caches it; record what it saw.
+    """Warm pairs [lo, hi) of slice `n` side by side; record and prove what each saw.
 
-    Returns a one-word outcome and never raises (a raise would fail the chord).
+    Returns a short word and never raises (a raise would fail the chord).
     """
-    pair = Pair(url, pop, variant)
-    out = prefetch_stage.prefetch(self.rt, batch_id, pair, attempt, waits, _TIMEOUTS)
-    args = {"batch_id": batch_id, "url": url, "pop": pop, "variant": variant}
-    return self.follow(out, (), {**args, "attempt": attempt, "waits": waits})
+    out = prefetch_stage.prefetch(self.rt, batch_id, phase, n, lo, hi, todo, waits, _TIMEOUTS)
+    args = {"batch_id": batch_id, "phase": phase, "n": n, "lo": lo, "hi": hi}
+    return self.follow(out, (), {**args, "todo": todo, "waits": waits})
 
 
 @_task(T.VERIFY)

@@ -230,9 +230,10 @@ def test_finish_sets_a_ttl_on_every_batch_key(store: BatchStore, r: redis.Redis)
     store.claim(bid, "phase:1")
     assert store.finish(bid) is True
     keys = [k.decode() for k in r.scan_iter(match=K.BATCH.format(id=bid) + "*")]
+    # The warm records served warming and the proof; once verdicts exist they go (memory).
+    assert not r.exists(K.WARM.format(id=bid))
     expected = {
         K.BATCH.format(id=bid),
-        K.WARM.format(id=bid),
         K.RESULTS.format(id=bid),
         K.SLICES_DONE.format(id=bid, phase=0),
         K.SLICES_DONE.format(id=bid, phase=1),
@@ -243,7 +244,7 @@ def test_finish_sets_a_ttl_on_every_batch_key(store: BatchStore, r: redis.Redis)
     for k in keys:
         pttl = r.pttl(k)
         assert 0 < pttl <= 2 * TTL_S * 1000, f"{k} has PTTL {pttl}"
-    for k in (K.BATCH, K.WARM, K.RESULTS):
+    for k in (K.BATCH, K.RESULTS):
         assert r.pttl(k.format(id=bid)) <= TTL_S * 1000, "a finished report keeps report_ttl_s"
 
 

@@ -39,6 +39,7 @@ class Plan:
     purge: bool = True
     slice_size: int = defaults.SLICE_SIZE
     slices_in_flight: int = defaults.SLICES_IN_FLIGHT
+    chunk_size: int = defaults.CHUNK_SIZE
     created_at: float = field(default_factory=time.time)
     deadline: float = 0.0
     priority: Priority = "high"
@@ -71,6 +72,7 @@ class Plan:
             purge=purge,
             slice_size=settings.batch.slice_size,
             slices_in_flight=settings.batch.slices_in_flight,
+            chunk_size=settings.batch.chunk_size,
             priority=priority,
             cdn=planned_cdn(settings.cdn),
             base_url=settings.site.base_url,
@@ -115,6 +117,33 @@ class Plan:
         ]
         return [t for t in tiers if t]
 
+    @property
+    def shield_seen_through_edges(self) -> PopSettings | None:
+        """The one shield whose pairs the edges' warm answers prove, if the tiers allow it.
+
+        An edge that fills from the shield answers with the shield's X-Cache entry before
+        its own ("HIT, MISS") and the shield's Age: the shield serving the object from
+        cache, seen by the edge. That is the proof for the shield's pair, so no request
+        is sent for it. Only with one shield (the entry names no PoP) and X-Cache chains.
+        """
+        phases = self.phases()
+        if len(phases) != 2 or len(phases[0]) != 1 or phases[0][0].tier != "shield":
+            return None
+        chains = all(p.cache_header in (None, "x-cache", "X-Cache") for p in self.pops)
+        return phases[0][0] if chains else None
+
+    def upstream_of(self, pair: Pair) -> Pair | None:
+        """The shield pair that `pair`'s chunk proves: one per URL, with its first edge."""
+        shield = self.shield_seen_through_edges
+        if shield is None or pair.pop != self.phases()[1][0].name:
+            return None
+        return Pair(pair.url, shield.name, pair.variant)
+
+    def chunk_members(self, phase: int, n: int, lo: int, hi: int) -> list[Pair]:
+        """A chunk's pairs, then the shield pairs it proves: its verdicts, in that order."""
+        pairs = self.slice(phase, n)[lo:hi]
+        return [*pairs, *(u for p in pairs if (u := self.upstream_of(p)) is not None)]
+
     def phase_size(self, phase: int) -> int:
         return len(self.urls) * len(self.phases()[phase]) * len(self.variants)
 
@@ -132,6 +161,11 @@ class Plan:
             p, v = divmod(rest, len(self.variants))
             out.append(Pair(self.urls[u], pops[p].name, self.variants[v].name))
         return out
+
+    def chunks(self, phase: int, n: int) -> list[tuple[int, int]]:
+        """(lo, hi) bounds, within slice `n`, of its prefetch tasks' chunks."""
+        size = min(self.slice_size, self.phase_size(phase) - n * self.slice_size)
+        return [(lo, min(lo + self.chunk_size, size)) for lo in range(0, size, self.chunk_size)]
 
     def all_pairs(self) -> list[Pair]:
         return [
@@ -151,6 +185,7 @@ class Plan:
             "purge": self.purge,
             "slice_size": self.slice_size,
             "slices_in_flight": self.slices_in_flight,
+            "chunk_size": self.chunk_size,
             "created_at": self.created_at,
             "deadline": self.deadline,
             "priority": self.priority,
@@ -174,6 +209,7 @@ class Plan:
             purge=d["purge"],
             slice_size=d["slice_size"],
             slices_in_flight=d.get("slices_in_flight", defaults.SLICES_IN_FLIGHT),
+            chunk_size=d.get("chunk_size", defaults.CHUNK_SIZE),
             created_at=d["created_at"],
             deadline=d["deadline"],
             priority=d.get("priority", "high"),

@@ -46,6 +46,8 @@ class Verdict(_Record, total=False):
 
     outcome: VerdictOutcome
     rewarmed: bool
+    # A shield pair proven by an edge's fill from it: that edge's name (no request sent).
+    via: str
 
 
 class OriginVersion(TypedDict, total=False):

@@ -48,7 +48,7 @@ def iso(ts: float | None) -> str | None:
 
 # What each result shows: the SPEC's fields first, then what a person debugging wants.
 _PUBLIC = ("url", "pop", "variant", "outcome", "status", "cache", "attempts", "error")
-_EXTRA = ("age", "size", "etag", "ttfb_ms", "elapsed_ms", "rewarmed")
+_EXTRA = ("age", "size", "etag", "ttfb_ms", "elapsed_ms", "rewarmed", "via")
 
 
 def public(rec: Verdict) -> dict[str, Any]:

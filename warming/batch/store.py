@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
@@ -19,6 +19,7 @@ import redis
 
 from warming import keys as K
 from warming import lua
+from warming.batch import results
 from warming.batch.plan import Pair, Plan
 from warming.batch.records import OriginVersion, Verdict, WarmRecord, as_failed
 from warming.broker.messages import Message
@@ -148,10 +149,62 @@ class BatchStore:
     def record_result(self, batch_id: str, pair: Pair, record: Verdict) -> None:
         key = K.RESULTS.format(id=batch_id)
         with self.r.pipeline() as p:
-            p.hset(key, pair.key, json.dumps(record))
+            p.hset(key, pair.key, results.encode_one(record))
             p.expire(key, self.ttl_s * 2)
             p.hset(K.BATCH.format(id=batch_id), "progress_at", repr(time.time()))
             p.execute()
+
+    def record_chunk(
+        self,
+        batch_id: str,
+        field: str,
+        chunk: Sequence[Pair],
+        warm: Mapping[Pair, WarmRecord],
+        verdicts: Mapping[Pair, Verdict],
+    ) -> None:
+        """A prefetch chunk's records and verdicts (its pairs' in its own field).
+
+        Only the chunk's task writes its field (a retry runs after the run that queued
+        it), so reading it first and merging loses nothing.
+        """
+        ckey, rkey = K.CHUNKS.format(id=batch_id), K.RESULTS.format(id=batch_id)
+        mine = {p: v for p, v in verdicts.items() if p in set(chunk)}
+        others = {p: v for p, v in verdicts.items() if p not in mine}
+        before = results.decode_chunk(chunk, self.r.hget(ckey, field)) if mine else {}
+        with self.r.pipeline() as p:
+            if warm:
+                key = K.WARM.format(id=batch_id)
+                p.hset(key, mapping={pr.key: json.dumps(rec) for pr, rec in warm.items()})
+                p.expire(key, self.ttl_s * 2)
+            if mine:
+                p.hset(ckey, field, results.encode_chunk(chunk, {**before, **mine}))
+                p.expire(ckey, self.ttl_s * 2)
+                p.hincrby(
+                    K.BATCH.format(id=batch_id), "chunk_verdicts", len(set(mine) - set(before))
+                )
+            if others:
+                p.hset(rkey, mapping={pr.key: results.encode_one(v) for pr, v in others.items()})
+                p.expire(rkey, self.ttl_s * 2)
+            p.hset(K.BATCH.format(id=batch_id), "progress_at", repr(time.time()))
+            p.execute()
+
+    def slice_verdicts(
+        self, plan: Plan, phase: int, n: int, extra: Sequence[Pair] = ()
+    ) -> dict[Pair, Verdict]:
+        """The verdicts of slice `n`'s pairs and of `extra` pairs, as recorded so far."""
+        fields = list(results.chunk_pairs(plan, phase, n))
+        singles = [*plan.slice(phase, n), *extra]
+        with self.r.pipeline(transaction=False) as p:
+            p.hmget(K.CHUNKS.format(id=plan.batch_id), [f for f, _ in fields] or ["-"])
+            p.hmget(K.RESULTS.format(id=plan.batch_id), [x.key for x in singles] or ["-"])
+            raw_chunks, raw_singles = p.execute()
+        out: dict[Pair, Verdict] = {}
+        for (_, pairs), raw in zip(fields, raw_chunks, strict=False):
+            out.update(results.decode_chunk(pairs, raw))
+        for pair, raw in zip(singles, raw_singles, strict=False):
+            if raw:
+                out[pair] = results.decode_one(pair, raw)
+        return out
 
     def idle(self, min_idle_s: float, now: float) -> list[tuple[str, float]]:
         """Warming or verifying batches that recorded no pair for `min_idle_s`: (id, idle s).
@@ -264,8 +317,9 @@ class BatchStore:
         with self.r.pipeline() as p:
             p.hlen(K.WARM.format(id=batch_id))
             p.hlen(K.RESULTS.format(id=batch_id))
-            warmed, verified = p.execute()
-        return {"warmed": int(warmed), "verified": int(verified)}
+            p.hget(K.BATCH.format(id=batch_id), "chunk_verdicts")
+            warmed, singles, in_chunks = p.execute()
+        return {"warmed": int(warmed), "verified": int(singles) + int(in_chunks or 0)}
 
     # -- finishing --------------------------------------------------------------
 
@@ -282,17 +336,17 @@ class BatchStore:
             plan = self.plan(batch_id)
         except KeyError:
             return False
-        results = self.results(batch_id)
-        missing = [p for p in plan.all_pairs() if p.key not in results]
+        found = self.results(batch_id)
+        missing = [p for p in plan.all_pairs() if p.key not in found]
         if missing:
             why = note or error or "not verified"
             for pair, warm in zip(missing, self.warm_records(batch_id, missing), strict=True):
-                results[pair.key] = unverified(pair, warm, why)
+                found[pair.key] = unverified(pair, warm, why)
             key = K.RESULTS.format(id=batch_id)
             for i in range(0, len(missing), 1000):
-                chunk = missing[i : i + 1000]
-                self.r.hset(key, mapping={p.key: json.dumps(results[p.key]) for p in chunk})
-        counts = Counter(r["outcome"] for r in results.values())
+                part = missing[i : i + 1000]
+                self.r.hset(key, mapping={p.key: results.encode_one(found[p.key]) for p in part})
+        counts = Counter(r["outcome"] for r in found.values())
         fields: dict[Any, Any] = {
             "state": state,
             "finished_at": repr(time.time()),
@@ -306,6 +360,8 @@ class BatchStore:
         with self.r.pipeline() as p:
             p.hset(bkey, mapping=fields)
             p.zrem(K.ACTIVE, batch_id)
+            # What warming and the proof needed is in the verdicts now: only they stay.
+            p.delete(K.WARM.format(id=batch_id), K.ORIGIN.format(id=batch_id))
             for k in self._keys(batch_id, plan):
                 p.expire(k, self.ttl_s)
             p.execute()
@@ -316,7 +372,7 @@ class BatchStore:
         return texts(ids)  # type: ignore[arg-type]
 
     def _keys(self, batch_id: str, plan: Plan) -> list[str]:
-        keys = [K.BATCH, K.WARM, K.RESULTS, K.ORIGIN]
+        keys = [K.BATCH, K.CHUNKS, K.RESULTS]
         out = [k.format(id=batch_id) for k in keys]
         for i in range(len(plan.phases())):
             out += [
@@ -327,8 +383,12 @@ class BatchStore:
 
     def results(self, batch_id: str) -> dict[str, Verdict]:
         """Every verdict recorded so far, by pair key."""
-        raw = self.r.hgetall(K.RESULTS.format(id=batch_id))
-        return {text(k) or "": cast(Verdict, json.loads(v)) for k, v in raw.items()}
+        plan = self.plan(batch_id)
+        with self.r.pipeline(transaction=False) as p:
+            p.hgetall(K.CHUNKS.format(id=batch_id))
+            p.hgetall(K.RESULTS.format(id=batch_id))
+            chunks, singles = p.execute()
+        return results.merge(plan, text_map(chunks), singles)
 
     def recent(self, limit: int = 50) -> list[str]:
         """The newest batch ids, newest first (at most RECENT_KEEP are kept)."""

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
-__all__ = ["HEADER_ORDER", "Cache", "CacheStatus", "cache_status"]
+__all__ = ["HEADER_ORDER", "Cache", "CacheStatus", "cache_status", "upstream_status"]
 
 
 class Cache(StrEnum):
@@ -115,6 +115,17 @@ def cache_status(headers: Mapping[str, str], prefer: str | None = None) -> Cache
         if name != AGE and raw is not None and raw.strip():
             return CacheStatus(_parse(name, raw), name, raw)
     return _from_age(lowered.get(AGE))
+
+
+def upstream_status(headers: Mapping[str, str]) -> Cache | None:
+    """The verdict of the cache one tier up (a shield), from an X-Cache chain; None if absent.
+
+    Each cache appends its entry on the way back ("HIT, MISS": the shield hit, the edge
+    missed), so the entry before the last is the tier the edge filled from.
+    """
+    raw = _lower_names(headers).get(X_CACHE)
+    entries = _split(raw, ",") if raw else []
+    return _token(entries[-2]) if len(entries) >= 2 else None
 
 
 def _lower_names(headers: Mapping[str, str]) -> dict[str, str]:

@@ -152,14 +152,15 @@ class PopClient:
                 raise refuse(f"port {port} is not the port of site.base_url")
         return host if port is None else f"{host}:{port}"
 
-    def get(self, pop: PopSettings, url: str, variant: Variant) -> Fetched:
+    def get(self, pop: PopSettings, url: str, variant: Variant, *, head: bool = False) -> Fetched:
         """GET `url` through `pop`, read the whole body, and classify the answer.
 
-        Raises RetryLater for 429, 5xx and network errors, FetchError for answers that
-        retrying will not change (redirects, 4xx).
+        With `head`, a HEAD: the headers alone (a verification that compares ETags has
+        no use for the body). Raises RetryLater for 429, 5xx and network errors,
+        FetchError for answers that retrying will not change (redirects, 4xx).
         """
         t0 = time.perf_counter()
-        resp = self.request("GET", pop, url, variant.headers)
+        resp = self.request("HEAD" if head else "GET", pop, url, variant.headers)
         ttfb = time.perf_counter() - t0
         digest = hashlib.sha256()
         size = 0

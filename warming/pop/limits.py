@@ -43,6 +43,14 @@ class Grant:
     """A slot is reserved for us."""
     wait_s: float
     """Seconds until our slot (ok), or until a slot would have been free (not ok)."""
+    interval_s: float = 0.0
+    """Seconds between two slots at the rate now in force (the adaptive factor included)."""
+    cost: int = 1
+
+    def waits(self) -> list[float]:
+        """Seconds until each of the `cost` slots of a block reservation starts."""
+        last = self.wait_s
+        return [max(0.0, last - (self.cost - 1 - j) * self.interval_s) for j in range(self.cost)]
 
 
 class ClusterLimiter:
@@ -68,7 +76,7 @@ class ClusterLimiter:
         """Reserve the next slot if it starts within `max_wait_s`; never sleeps."""
         if cost < 1 or max_wait_s < 0:
             raise ValueError(f"need cost >= 1 and max_wait_s >= 0, not {cost}, {max_wait_s}")
-        ok, wait_us = self._script(
+        ok, wait_us, interval_us = self._script(
             keys=[self._key, self._factor_key],
             args=[
                 self._interval_us,
@@ -78,7 +86,7 @@ class ClusterLimiter:
                 int(FACTOR_IDLE_TTL_S * 1000),
             ],
         )
-        return Grant(ok=bool(ok), wait_s=int(wait_us) / 1e6)
+        return Grant(bool(ok), int(wait_us) / 1e6, int(interval_us) / 1e6, cost)
 
     def acquire(self, max_wait_s: float, sleep: Callable[[float], None] = time.sleep) -> Grant:
         """Reserve, then sleep until the slot if one was reserved."""

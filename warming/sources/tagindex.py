@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import redis
 import redis.asyncio as aioredis
@@ -13,36 +13,62 @@ from warming import keys as K
 
 def record_tags(r: redis.Redis, url: str, keys: Iterable[str]) -> None:
     """Remember that `url` now carries exactly `keys`; forget keys it no longer has."""
-    new = set(keys)
-    own = K.URL_TAGS.format(url=url)
-    old = {k.decode() if isinstance(k, bytes) else str(k) for k in r.smembers(own)}
-    if not new and not old:
+    record_many(r, {url: keys})
+
+
+def record_many(r: redis.Redis, seen: Mapping[str, Iterable[str]]) -> None:
+    """`record_tags` for many URLs in two round trips (what each had, then the changes)."""
+    urls = list(seen)
+    if not urls:
         return
+    with r.pipeline(transaction=False) as p:
+        for url in urls:
+            p.get(K.URL_TAGS.format(url=url))
+        olds = p.execute()
     ttl = defaults.TAG_INDEX_TTL_S
     with r.pipeline() as p:
-        for key in old - new:
-            p.srem(K.TAG.format(key=key), url)
-        for key in new:
-            p.sadd(K.TAG.format(key=key), url)
-            p.expire(K.TAG.format(key=key), ttl)
-        p.delete(own)
-        if new:
-            p.sadd(own, *new)
-            p.expire(own, ttl)
-        p.execute()
+        changed = False
+        for url, raw_old in zip(urls, olds, strict=True):
+            new = set(seen[url])
+            old = set((raw_old.decode() if isinstance(raw_old, bytes) else raw_old or "").split())
+            if new == old:
+                continue  # the common case on every later warm: nothing to write
+            changed = True
+            own = K.URL_TAGS.format(url=url)
+            for key in old - new:
+                p.hdel(K.TAG.format(key=key), url)
+            for key in new:
+                p.hset(K.TAG.format(key=key), url, "")
+                p.expire(K.TAG.format(key=key), ttl)
+            if new:
+                p.set(own, " ".join(sorted(new)), ex=ttl)
+            else:
+                p.delete(own)
+        if changed:
+            p.execute()
 
 
 def urls_for(r: redis.Redis, tags: Iterable[str]) -> list[str]:
     """The URLs last seen carrying any of `tags`, sorted."""
     keys = [K.TAG.format(key=t) for t in tags]
-    return _sorted(r.sunion(keys)) if keys else []
+    if not keys:
+        return []
+    with r.pipeline(transaction=False) as p:
+        for k in keys:
+            p.hkeys(k)
+        return _union(p.execute())
 
 
 async def urls_for_async(r: aioredis.Redis, tags: Iterable[str]) -> list[str]:
     """`urls_for` on an asyncio client (the shim's event loop)."""
     keys = [K.TAG.format(key=t) for t in tags]
-    return _sorted(await r.sunion(keys)) if keys else []
+    if not keys:
+        return []
+    async with r.pipeline(transaction=False) as p:
+        for k in keys:
+            p.hkeys(k)
+        return _union(await p.execute())
 
 
-def _sorted(members: Iterable[bytes | str]) -> list[str]:
-    return sorted(m.decode() if isinstance(m, bytes) else str(m) for m in members)
+def _union(replies: Iterable[Iterable[bytes | str]]) -> list[str]:
+    return sorted({m.decode() if isinstance(m, bytes) else str(m) for ms in replies for m in ms})

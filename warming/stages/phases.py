@@ -44,9 +44,9 @@ def launch_once(rt: Runtime, plan: Plan, phase: int, n: int) -> None:
 
 
 def launch_chord(rt: Runtime, plan: Plan, phase: int, n: int) -> None:
-    """Publish slice `n`'s chord: its prefetches, then its verification."""
-    header: list[tuple[tuple[str, ...], dict[str, object]]] = [
-        ((plan.batch_id, p.url, p.pop, p.variant), {}) for p in plan.slice(phase, n)
+    """Publish slice `n`'s chord: its prefetch chunks, then its verification."""
+    header: list[tuple[tuple[object, ...], dict[str, object]]] = [
+        ((plan.batch_id, phase, n, lo, hi), {}) for lo, hi in plan.chunks(phase, n)
     ]
     rt.canvas.chord(header, T.prefetch_queue(plan.priority), (T.VERIFY, (plan.batch_id, phase, n)))
 

@@ -8,6 +8,9 @@ PoP in trouble slows only the requests sent to it.
 
 from __future__ import annotations
 
+import time
+from collections import defaultdict
+from collections.abc import Sequence
 from contextlib import nullcontext
 
 from warming.batch.plan import Pair, Plan
@@ -42,13 +45,63 @@ def send(rt: Runtime, plan: Plan, pair: Pair, max_wait_s: float, *, warming: boo
     grant = rt.prefetch_limiter.acquire(max_wait_s)
     if not grant.ok:
         raise Throttled(grant.wait_s)
+    return fetch(rt, plan, pair, max_wait_s, warming=warming)
+
+
+def reserve(rt: Runtime, plan: Plan, pairs: Sequence[Pair], max_wait_s: float) -> list[float]:
+    """When (time.monotonic) each of `pairs` may be sent, under every limit at once.
+
+    One reservation per PoP and one for the cluster, each a block of consecutive
+    slots (one round trip each, not one per request). Raises Throttled when a limit
+    has no room within `max_wait_s`; blocks already taken then go unused, which costs
+    those slots and nothing else.
+    """
+    now = time.monotonic()
+    at = [now] * len(pairs)
+    by_pop: dict[str, list[int]] = defaultdict(list)
+    for i, pair in enumerate(pairs):
+        by_pop[pair.pop].append(i)
+    for name, idx in by_pop.items():
+        limiter = rt.pop_limiter(plan.pop(name))
+        if limiter is None:
+            continue
+        grant = limiter.reserve(max_wait_s, cost=len(idx))
+        if not grant.ok:
+            raise Throttled(grant.wait_s)
+        for i, wait in zip(idx, grant.waits(), strict=True):
+            at[i] = now + wait
+    grant = rt.prefetch_limiter.reserve(max_wait_s, cost=len(pairs))
+    if not grant.ok:
+        raise Throttled(grant.wait_s)
+    # The cluster's slots in order, to the pairs in the order their PoPs allow them.
+    order = sorted(range(len(pairs)), key=at.__getitem__)
+    for i, wait in zip(order, grant.waits(), strict=True):
+        at[i] = max(at[i], now + wait)
+    return at
+
+
+def fetch(
+    rt: Runtime,
+    plan: Plan,
+    pair: Pair,
+    max_wait_s: float,
+    *,
+    warming: bool,
+    at: float = 0.0,
+    head: bool = False,
+) -> Fetched:
+    """GET (or HEAD) `pair` at its PoP at `at`, a reserved slot's time: no limit asked here."""
+    delay = at - time.monotonic()
+    if delay > 0:
+        time.sleep(delay)
+    pop = plan.pop(pair.pop)
     origin = rt.origin_limit if warming and reaches_origin(plan, pair.pop) else None
     governor = rt.governor(pop)
     with origin.hold(max_wait_s) if origin else nullcontext(True) as held:
         if not held:
             raise Throttled(max_wait_s)
         try:
-            got = rt.client.get(pop, pair.url, plan.variant(pair.variant))
+            got = rt.client.get(pop, pair.url, plan.variant(pair.variant), head=head)
         except RetryLater as e:
             if governor:
                 governor.observe(e.status)

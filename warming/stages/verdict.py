@@ -73,6 +73,13 @@ def problem(
     return None
 
 
+def same_payload(got: Fetched, warmed: WarmRecord) -> bool:
+    """Whether `got` carries the payload that was warmed (ETag, else body digest)."""
+    if warmed.get("etag") and got.etag:
+        return strong(got.etag) == strong(str(warmed["etag"]))
+    return got.digest == warmed.get("digest")
+
+
 def _send_patiently(send: Send, pair: Pair, sleep: Callable[[float], None]) -> Fetched:
     for attempt in range(VERIFY_ATTEMPTS):
         try:
@@ -101,12 +108,9 @@ def check(
     if warmed.get("outcome") != "warmed":
         return as_failed(warmed)
     attempts = int(warmed.get("attempts") or 1)
-    if proof.by_origin:
-        origin = proof.origin.get(origin_key(pair.url, pair.variant))
-        if origin is None or origin.get("error"):
-            unknown = (origin or {}).get("error") or "not asked"
-            reason = f"verification: the origin's version is unknown: {unknown}"
-            return failed(pair, reason, attempts)
+    unknown = origin_unknown(pair, proof)
+    if unknown is not None:
+        return failed(pair, unknown, attempts)
     try:
         got = _send_patiently(send, pair, sleep)
         why = problem(got, warmed, proof, pair)
@@ -119,15 +123,31 @@ def check(
             rewarmed = True
     except FetchError as e:
         return failed(pair, f"verification: {e}", attempts, e.status)
+    return verdict_of(warmed, got, why, rewarmed)
+
+
+def verdict_of(warmed: WarmRecord, got: Fetched, why: str | None, rewarmed: bool) -> Verdict:
+    """The final record of a pair whose answer `got` was judged (`why` None: a hit)."""
     rec: Verdict = {
-        **warmed,
+        **warmed,  # type: ignore[typeddict-item]  # a warm record is a verdict's first half
         "outcome": "hit" if why is None else "miss",
         "status": got.status,
         "cache": got.cache.verdict.value,
         "cache_header": got.cache.header,
         "age": got.age,
-        "attempts": attempts,
+        "attempts": int(warmed.get("attempts") or 1),
         "error": None if why is None else f"{why} after a re-warm",
         "rewarmed": rewarmed,
     }
     return rec
+
+
+def origin_unknown(pair: Pair, proof: Proof) -> str | None:
+    """Why the pair cannot be judged against the origin (its version is unknown), or None."""
+    if not proof.by_origin:
+        return None
+    origin = proof.origin.get(origin_key(pair.url, pair.variant))
+    if origin is not None and not origin.get("error"):
+        return None
+    unknown = (origin or {}).get("error") or "not asked"
+    return f"verification: the origin's version is unknown: {unknown}"

@@ -1,8 +1,11 @@
-"""Stage 3, the chord callback: prove each pair of a slice is served as a fresh HIT.
+"""Stage 3, the chord callback: every pair of a slice has a verdict, then hand over.
 
-It runs even when some prefetches failed for good (they are recorded `failed`).
-A verify task checks pairs until its budget is spent, then continues in a fresh
-task, so no task runs near the time limits however slow the PoPs are.
+The prefetch chunks settle most pairs themselves (`stages/prefetch.py`); this judges
+the rest: pairs whose inline check found a problem (re-warmed once, then a miss with
+the reason), whose verification could not be sent, or whose chunk ran out of time.
+It runs even when some prefetches failed for good (they are recorded `failed`). It
+checks pairs until its budget is spent, then continues in a fresh task, so no task
+runs near the time limits however slow the PoPs are.
 """
 
 from __future__ import annotations
@@ -10,16 +13,14 @@ from __future__ import annotations
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
 
 from warming import defaults
 from warming.batch.plan import Pair
 from warming.pop.client import Fetched
 from warming.runtime import Runtime
-from warming.stages import origin
-from warming.stages.freshness import Proof
 from warming.stages.outcome import Continue, Done, RetryIn
 from warming.stages.phases import advance, launch_once
+from warming.stages.proof import proof_for
 from warming.stages.send import Throttled, send
 from warming.stages.verdict import check
 
@@ -49,7 +50,13 @@ def verify(
     plan = store.plan(batch_id)
     if phase == len(plan.phases()) - 1:
         store.set_state(batch_id, "verifying")
-    pairs = plan.slice(phase, n)[start:]
+    if phase == 0 and plan.shield_seen_through_edges is not None:
+        pairs: list[Pair] = []  # the edges' slices prove these pairs (Plan.upstream_of)
+    else:
+        in_slice = plan.slice(phase, n)
+        upstream = [u for p in in_slice if (u := plan.upstream_of(p)) is not None]
+        done = store.slice_verdicts(plan, phase, n, upstream)
+        pairs = [p for p in [*in_slice, *upstream] if p not in done]
     deadline = time.monotonic() + defaults.VERIFY_BUDGET_S
     out_of_time: tuple[type[BaseException], ...] = (_OutOfBudget, *timeouts)
 
@@ -60,20 +67,12 @@ def verify(
             raise _OutOfBudget from None
 
     warm = store.warm_records(batch_id, pairs)
-    # "Now" on Redis's clock, the one the purge start was read from: one offset per task.
-    offset = store.clock() - time.time()
-    proof = Proof(
-        plan.freshness,
-        plan.statuses,
-        store.purge_started(batch_id),
-        lambda: time.time() + offset,
-    )
     with ThreadPoolExecutor(VERIFY_PARALLEL, thread_name_prefix="verify") as pool:
-        if proof.by_origin:
-            proof = replace(proof, origin=origin.versions(rt, plan, pairs, pool))
+        proof = proof_for(rt, plan, pairs, pool) if pairs else None
         for i in range(0, len(pairs), VERIFY_PARALLEL):
+            assert proof is not None
             if time.monotonic() > deadline:
-                return Continue({"start": start + i})
+                return Continue({"start": 0})  # verdicts recorded so far are kept
             chunk = list(
                 zip(pairs[i : i + VERIFY_PARALLEL], warm[i : i + VERIFY_PARALLEL], strict=True)
             )
@@ -87,7 +86,7 @@ def verify(
                 for (pair, _), f in zip(chunk, futures, strict=True):
                     if f.exception() is None:
                         store.record_result(batch_id, pair, f.result())
-                return Continue({"start": start + i}, countdown=1.0)
+                return Continue({"start": 0}, countdown=1.0)
             for (pair, _), rec in zip(chunk, records, strict=True):
                 store.record_result(batch_id, pair, rec)
     _, phase_done = store.slice_done(batch_id, phase, n, plan.n_slices(phase))

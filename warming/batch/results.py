@@ -1,0 +1,106 @@
+"""Verdicts as Redis keeps them: compact rows, a chunk's in one field.
+
+A verdict is stored as a JSON row of the report's fields in a fixed order (`FIELDS`),
+without what the key already says (URL, PoP, variant) or what only verification
+needs (digest, surrogate keys). A prefetch chunk writes its pairs' rows as one field
+(`"phase:slice:lo"` in `warming:batch:{id}:chunks`); a verdict reached elsewhere (the
+callback's re-check, a shield proven by an edge, the watchdog) is one field of its
+own in `warming:batch:{id}:results`, and wins. Measured (bench/bench_throughput.py):
+about 2,000 bytes of Redis per pair as one JSON document per record and per verdict.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, cast
+
+from warming.batch.plan import Pair, Plan
+from warming.batch.records import Verdict
+from warming.rediskit import text
+
+# The report's fields, in the order rows keep them (warming.batch.report).
+FIELDS = (
+    "outcome", "status", "cache", "attempts", "error", "age", "size", "etag",
+    "ttfb_ms", "elapsed_ms", "rewarmed", "via",
+)  # fmt: skip
+
+
+# A row spells the outcome in one letter and a flag as 0/1: bytes per pair add up.
+_OUTCOME = {"hit": "h", "miss": "m", "failed": "f"}
+_OUTCOME_BACK = {v: k for k, v in _OUTCOME.items()}
+_COMPACT = (",", ":")
+
+
+def pack(v: Verdict) -> list[Any]:
+    """`v` as a row: its fields in FIELDS order, trailing empties dropped."""
+    raw: Mapping[str, Any] = v
+    row = [raw.get(f) for f in FIELDS]
+    row[0] = _OUTCOME.get(str(row[0]), row[0])
+    row = [int(x) if isinstance(x, bool) else x for x in row]
+    while row and row[-1] is None:
+        row.pop()
+    return row
+
+
+def unpack(pair: Pair, row: Sequence[Any]) -> Verdict:
+    """The verdict a row keeps for `pair`."""
+    out: dict[str, Any] = {"url": pair.url, "pop": pair.pop, "variant": pair.variant}
+    for name, value in zip(FIELDS, row, strict=False):
+        if value is not None or name in ("status", "cache", "error"):
+            out[name] = value
+    out["outcome"] = _OUTCOME_BACK.get(str(out.get("outcome")), out.get("outcome"))
+    if "rewarmed" in out:
+        out["rewarmed"] = bool(out["rewarmed"])
+    return cast(Verdict, out)
+
+
+def chunk_field(phase: int, n: int, lo: int) -> str:
+    return f"{phase}:{n}:{lo}"
+
+
+def encode_chunk(pairs: Sequence[Pair], verdicts: Mapping[Pair, Verdict]) -> str:
+    """One chunk's rows, in its pairs' order (null for a pair without a verdict yet)."""
+    rows = [pack(verdicts[p]) if p in verdicts else None for p in pairs]
+    return json.dumps(rows, separators=_COMPACT)
+
+
+def decode_chunk(pairs: Sequence[Pair], raw: bytes | str | None) -> dict[Pair, Verdict]:
+    if not raw:
+        return {}
+    rows = json.loads(raw)
+    return {p: unpack(p, row) for p, row in zip(pairs, rows, strict=False) if row is not None}
+
+
+def encode_one(v: Verdict) -> str:
+    return json.dumps(pack(v), separators=_COMPACT)
+
+
+def decode_one(pair: Pair, raw: bytes | str) -> Verdict:
+    return unpack(pair, json.loads(raw))
+
+
+def chunk_pairs(plan: Plan, phase: int, n: int) -> Iterable[tuple[str, list[Pair]]]:
+    """Each chunk field of slice `n` with the pairs whose verdicts it keeps."""
+    for lo, hi in plan.chunks(phase, n):
+        yield chunk_field(phase, n, lo), plan.chunk_members(phase, n, lo, hi)
+
+
+def merge(
+    plan: Plan, chunks: Mapping[str, bytes | str | None], singles: Mapping[Any, Any]
+) -> dict[str, Verdict]:
+    """Every verdict, by pair key: the chunks' rows, overridden by single fields."""
+    out: dict[str, Verdict] = {}
+    for phase in range(len(plan.phases())):
+        for n in range(plan.n_slices(phase)):
+            for field, pairs in chunk_pairs(plan, phase, n):
+                raw = chunks.get(field)
+                if raw:
+                    out.update((p.key, v) for p, v in decode_chunk(pairs, raw).items())
+    by_key = {p.key: p for p in plan.all_pairs()} if singles else {}
+    for k, raw in singles.items():
+        key = text(k) or ""
+        pair = by_key.get(key)
+        if pair is not None:
+            out[key] = decode_one(pair, raw)
+    return out
