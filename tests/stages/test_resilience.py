@@ -116,8 +116,13 @@ def test_a_lost_prefetch_message_is_published_again_and_the_batch_ends_hit(
     """kombu's Redis transport loses a message when a worker is SIGKILLed between BRPOP
     and recording it as unacked (seen once in CI). Here that loss is made on purpose."""
     redis.Redis.from_url(redis_url).flushdb()
+    # One pair per prefetch task, so that one lost message is one pair of the ten.
     config = write_config(
-        tmp_path / "warming.toml", redis_url, slow_world.pops(), limits={"prefetch": "200/s"}
+        tmp_path / "warming.toml",
+        redis_url,
+        slow_world.pops(),
+        limits={"prefetch": "200/s"},
+        batch={"chunk_size": 1},
     )
     # Everything but prefetch: the slice's chord waits in the prefetch queue.
     w1 = Worker(config, tmp_path / "w1.log", queues="warming.purge,warming.control,warming.verify")
