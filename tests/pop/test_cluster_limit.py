@@ -82,9 +82,10 @@ def test_two_workers_together_hold_the_limit(
     )
     workers = [Worker(config, tmp_path / f"w{i}.log", concurrency=8) for i in range(2)]
     try:
-        # 200 URLs x 2 PoPs, each pair a prefetch and a verification: 800 GETs, ~20 s.
+        # 400 URLs x 2 PoPs: 800 GETs, ~20 s. These PoPs answer a fresh HIT at once, and
+        # a warm answer that is a fresh HIT is its own proof: no verification request.
         paths = tmp_path / "urls.txt"
-        paths.write_text("\n".join(f"/limit/{i}" for i in range(200)))
+        paths.write_text("\n".join(f"/limit/{i}" for i in range(400)))
         res = run_cli(config, "warm", "--file", str(paths), "--wait", "--json", timeout=120)
     finally:
         for w in workers:
