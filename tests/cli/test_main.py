@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +16,7 @@ from tests.support import (
     Worker,
     need,
     probe,
+    run_cli,
     sitemap_xml,
     warm_json,
     write_config,
@@ -75,3 +77,51 @@ def test_warm_a_sitemap_index_pointing_elsewhere(
     assert origin.requests("/sitemap-evil.xml") == 0 and origin.requests("/evil") == 0
     for pop in pops:
         assert probe(pop["url"], SITE + "/a").headers["X-Cache"] == "HIT"
+
+
+def test_warm_robots_txt_sitemaps_changed_since(
+    world: tuple[SitemapOrigin, list[dict[str, str]]], redis_url: str, tmp_path: Path
+) -> None:
+    origin, pops = world
+    pages = (
+        f"<url><loc>{SITE}/fresh</loc><lastmod>2026-11-30T10:00:00Z</lastmod></url>"
+        f"<url><loc>{SITE}/stale</loc><lastmod>2025-01-01</lastmod></url>"
+    )
+    ns = "http://www.sitemaps.org/schemas/sitemap/0.9"
+    origin.documents = {
+        # Paths of their own: the edges cache what the other tests' sitemaps were.
+        "/robots.txt": f"User-agent: *\nSitemap: {SITE}/sitemap-index.xml\n".encode(),
+        "/sitemap-index.xml": sitemap_xml([SITE + "/pages.xml.gz"], index=True),
+        "/pages.xml.gz": gzip.compress(f'<urlset xmlns="{ns}">{pages}</urlset>'.encode()),
+    }
+    config = write_config(tmp_path / "warming.toml", redis_url, pops)
+    worker = Worker(config, tmp_path / "worker.log")
+    try:
+        code, report = warm_json(
+            config, "--sitemap", "/robots.txt", "--changed-since", "2026-11-29"
+        )
+    finally:
+        worker.stop()
+    assert code == 0, report
+    assert {r["url"] for r in report["results"]} == {SITE + "/fresh"}
+    assert report["counts"]["hit"] == report["counts"]["total"] == 2
+    assert origin.requests("/stale") == 0
+
+
+def test_a_sitemap_without_urls_stops_the_command_saying_why(
+    world: tuple[SitemapOrigin, list[dict[str, str]]], redis_url: str, tmp_path: Path
+) -> None:
+    origin, pops = world
+    origin.documents = {"/empty.xml": sitemap_xml([])}
+    config = write_config(tmp_path / "warming.toml", redis_url, pops)
+    before = set(redis.Redis.from_url(redis_url).scan_iter("warming:batch:*"))
+    res = run_cli(config, "warm", "--sitemap", "/empty.xml", "--json")
+    assert res.returncode == 1, res
+    assert res.stderr.strip() == (
+        f"warming: sitemap {SITE}/empty.xml gives no URL: "
+        "it lists no <url><loc> (or feed item) with an http(s) URL"
+    )
+    assert res.stdout == ""
+    assert set(redis.Redis.from_url(redis_url).scan_iter("warming:batch:*")) == before
+    bad = run_cli(config, "warm", "--sitemap", "/empty.xml", "--changed-since", "soon")
+    assert bad.returncode == 2 and "--changed-since: 'soon' is neither" in bad.stderr

@@ -20,6 +20,7 @@ from warming.runtime import use
 from warming.settings import Settings, load_settings
 from warming.sources.filter import Dropped
 from warming.sources.lists import from_file, from_sitemap
+from warming.sources.sitemaps import parse_since
 
 EXIT_OK, EXIT_NOT_ALL_HIT, EXIT_USAGE = 0, 1, 2
 
@@ -32,6 +33,12 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("--sitemap", action="append", default=[], metavar="URL")
     w.add_argument("--file", action="append", default=[], metavar="PATH")
     w.add_argument("--tag", action="append", default=[], metavar="KEY")
+    w.add_argument(
+        "--changed-since",
+        metavar="DURATION|DATE",
+        help="only sitemap pages whose lastmod is this recent (24h, 7d, 2026-11-30); "
+        "pages without lastmod are kept",
+    )
     w.add_argument("--no-purge", action="store_true")
     w.add_argument("--wait", action="store_true", help="show progress, end with the report")
     w.add_argument("--json", action="store_true")
@@ -99,12 +106,17 @@ def _warm(settings: Settings, args: argparse.Namespace) -> int:
     if not (urls or args.sitemap or args.tag):
         print("warming warm: give at least one URL, --file, --sitemap or --tag", file=sys.stderr)
         return EXIT_USAGE
+    try:
+        since = parse_since(args.changed_since) if args.changed_since else None
+    except ValueError as e:
+        print(f"warming warm: --changed-since: {e}", file=sys.stderr)
+        return EXIT_USAGE
     embedded = not settings.broker_url
     with running(settings) as rt:
         pop = next((p for p in settings.pops if p.tier != "shield"), settings.pops[0])
         dropped: list[Dropped] = []
         for sm in args.sitemap:
-            sitemap = from_sitemap(rt.client, pop, sm, rt.url_filter)
+            sitemap = from_sitemap(rt.client, pop, sm, rt.url_filter, since)
             urls += sitemap.urls
             dropped += sitemap.dropped
         absolute = [u for u in urls if "://" in u]

@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
-from defusedxml import ElementTree
-
-from warming.errors import FetchError, RejectedURL, WarmingError
+from warming.errors import RejectedURL, WarmingError
 from warming.pop.client import PopClient
 from warming.settings import PopSettings
-from warming.sources.filter import Dropped, URLFilter
+from warming.sources import sitemaps
+from warming.sources.filter import URLFilter
+from warming.sources.sitemaps import Sitemap
 
-_NS = "{http://www.sitemaps.org/schemas/sitemap/0.9}"
-# The sitemap protocol caps one file at 50,000 URLs; an index nests one level.
-MAX_SITEMAP_URLS = 1_000_000
-MAX_SITEMAP_DEPTH = 2
+__all__ = ["Sitemap", "dedupe", "from_file", "from_sitemap"]
 
 
 def from_file(path: str | Path) -> list[str]:
@@ -30,64 +27,26 @@ def from_file(path: str | Path) -> list[str]:
     ]
 
 
-@dataclass
-class Sitemap:
-    """A sitemap's page URLs (filtered later, like any batch URL) and the refused children."""
-
-    urls: list[str] = field(default_factory=list)
-    # Entries of a sitemap index that the URL filter refused: never fetched.
-    dropped: list[Dropped] = field(default_factory=list)
-
-
-def from_sitemap(client: PopClient, pop: PopSettings, url: str, url_filter: URLFilter) -> Sitemap:
-    """The page URLs of a sitemap or sitemap index, fetched through `pop`.
+def from_sitemap(
+    client: PopClient,
+    pop: PopSettings,
+    url: str,
+    url_filter: URLFilter,
+    changed_since: datetime | None = None,
+) -> Sitemap:
+    """The page URLs of a sitemap, sitemap index or robots.txt, fetched through `pop`.
 
     Fetched through a PoP like everything else: warming never connects to the site's
     public address itself. Every sitemap fetched passes `url_filter` first, so its
     `Host` is always an allowed host: a child that does not is dropped, and `url`
     itself (absolute, or a path joined to site.base_url) raises WarmingError, as does
-    a sitemap that cannot be read.
+    a sitemap that cannot be read or gives no URL.
     """
     try:
         top = url_filter.check(url) if "://" in url else url_filter.join(url)
     except RejectedURL as e:
         raise WarmingError(f"sitemap {e.url}: {e.reason}") from None
-    out = Sitemap()
-    _walk(client, pop, top, url_filter, out, 0)
-    return out
-
-
-def _walk(
-    client: PopClient, pop: PopSettings, url: str, filt: URLFilter, out: Sitemap, depth: int
-) -> None:
-    resp = client.request("GET", pop, url)
-    try:
-        if resp.status_code != 200:
-            raise FetchError(
-                f"sitemap {url} answered {resp.status_code}",
-                url=url,
-                pop=pop.name,
-                status=resp.status_code,
-            )
-        body = resp.content
-    finally:
-        resp.close()
-    try:
-        root = ElementTree.fromstring(body)
-    except Exception as e:  # defusedxml raises several types for hostile or broken XML
-        raise WarmingError(f"sitemap {url} is not valid XML: {e}") from None
-    locs = [(el.text or "").strip() for el in root.iter(f"{_NS}loc")]
-    if root.tag == f"{_NS}sitemapindex":
-        if depth >= MAX_SITEMAP_DEPTH:
-            raise WarmingError(f"sitemap {url}: index nested deeper than {MAX_SITEMAP_DEPTH}")
-        children, refused = filt.split(loc for loc in locs if loc)
-        out.dropped += [Dropped(d.url, f"sitemap not fetched: {d.reason}") for d in refused]
-        for child in children:
-            _walk(client, pop, child, filt, out, depth + 1)
-        return
-    out.urls.extend(loc for loc in locs if loc)
-    if len(out.urls) > MAX_SITEMAP_URLS:
-        raise WarmingError(f"sitemap {url}: more than {MAX_SITEMAP_URLS} URLs")
+    return sitemaps.read(client, pop, top, url_filter, changed_since)
 
 
 def dedupe(items: Iterable[str]) -> list[str]:
