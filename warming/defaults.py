@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Final
+
 # Where the settings file is looked for when WARMING_CONFIG is not set.
 CONFIG_PATH = "./warming.toml"
 
@@ -169,7 +171,7 @@ PURGE_POLL_S = 10.0
 # -- operating it (warming/ops/; README "Operating it") --
 # INFO: a line per finished batch and per failed pair is what an operator asked for; the
 # warming loggers get this level whatever the worker's --loglevel says.
-LOG_LEVEL = "INFO"
+LOG_LEVEL: Final = "INFO"
 # Workers' /metrics listens on every interface: Prometheus scrapes from another host.
 METRICS_HOST = "0.0.0.0"
 # Told when a batch ends badly; "done" (every batch) is noisy, so it is opt-in.

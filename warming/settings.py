@@ -26,6 +26,7 @@ from pydantic_settings import (
 from warming import defaults
 from warming.cdnsettings import CdnSettings as CdnSettings
 from warming.errors import ConfigError
+from warming.opssettings import LogSettings, MetricsSettings, NotifySettings, ReportSettings
 
 # How urgent a batch is: "high" (webhooks, interactive CLI), "normal", or "bulk"
 # (sitemaps, files, schedules), whose prefetches use their own queue.
@@ -296,6 +297,10 @@ class Settings(BaseSettings):
     webhook: WebhookSettings = Field(default_factory=WebhookSettings)
     routes: list[RouteSettings] = Field(default_factory=list)
     verify: VerifySettings = Field(default_factory=VerifySettings)
+    log: LogSettings = Field(default_factory=LogSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    report: ReportSettings = Field(default_factory=ReportSettings)
+    notify: NotifySettings = Field(default_factory=NotifySettings)
 
     @field_validator("pops")
     @classmethod

@@ -14,11 +14,12 @@ from typing import Any
 
 from celery import Task
 from celery.exceptions import SoftTimeLimitExceeded
-from celery.signals import worker_init, worker_ready, worker_shutdown
+from celery.signals import after_setup_logger, worker_init, worker_ready, worker_shutdown
 
 from warming.broker import tasknames as T
 from warming.broker.app import app
 from warming.errors import BrokerUnavailable, ConfigError
+from warming.ops import logs
 from warming.rediskit import check_server
 from warming.runtime import Runtime, current
 from warming.stages import phases, trailing
@@ -117,6 +118,12 @@ def refuse_an_old_redis(**_: Any) -> None:
     except ConfigError as e:
         print(f"warming: invalid configuration: {e}", file=sys.stderr)
         raise SystemExit(2) from None  # an Exception would only be logged by the signal
+
+
+@after_setup_logger.connect
+def log_as_configured(logger: Any = None, **_: Any) -> None:
+    """`log.format` and `log.level` for the worker's lines (Celery set up its handlers)."""
+    logs.configure(current().settings.log, logger)
 
 
 _watchdog: Watchdog | None = None

@@ -40,9 +40,11 @@ from warming.broker import tasknames as T
 from warming.cms import ADAPTERS, Inbound, adapter_for
 from warming.cms.routes import check_routes, expand, priority_of
 from warming.errors import BrokerUnavailable, WebhookError
+from warming.ops import logs
 from warming.rediskit import async_client, text, unreachable
 from warming.runtime import Runtime, install, use
 from warming.settings import load_settings
+from warming.shim.requestlog import RequestLog
 from warming.sources.filter import Dropped
 from warming.sources.tagindex import urls_for_async
 
@@ -262,6 +264,7 @@ def create_app(rt: Runtime) -> FastAPI:
         description="Signed CMS webhooks become purge-then-warm batches.",
     )
     app.state.shim = shim
+    app.add_middleware(RequestLog)
     max_body = rt.settings.webhook.max_body_bytes
 
     @app.post(
@@ -287,6 +290,7 @@ def create_app(rt: Runtime) -> FastAPI:
             if len(body) > max_body:
                 return _problem(413, f"body over {max_body} bytes")
         headers = {k.lower(): v for k, v in request.headers.items()}
+        request.state.adapter = adapter
         try:
             status, answer = await shim.handle(adapter, request.url.path, headers, bytes(body))
         except WebhookError as e:
@@ -294,6 +298,7 @@ def create_app(rt: Runtime) -> FastAPI:
         except BrokerUnavailable:
             log.warning("webhook refused with 503: broker unreachable")
             return _problem(503, "broker unreachable; nothing was enqueued, retry later")
+        request.state.batch_id = answer["batch_id"]
         return JSONResponse(answer, status_code=status)
 
     @app.get("/batches/{batch_id}", responses={404: {"model": Problem}})
@@ -324,4 +329,6 @@ def create_app(rt: Runtime) -> FastAPI:
 
 def app_from_environment() -> FastAPI:
     """The app factory each `warming serve --workers N` process calls (warming.shim.serving)."""
-    return create_app(use(load_settings()))
+    settings = load_settings()
+    logs.configure(settings.log)
+    return create_app(use(settings))

@@ -26,6 +26,7 @@ from types import FrameType
 from typing import Any
 
 from warming.errors import WarmingError
+from warming.ops import logs
 from warming.rediskit import check_server
 from warming.runtime import Runtime
 
@@ -52,6 +53,7 @@ def serve(rt: Runtime, host: str, port: int, workers: int = 1) -> int:
     # Fail now, in one line, if Redis is unreachable or too old for the accept script: a
     # shim answering 503 (or 500) to every webhook would only look alive.
     check_server(rt.redis)
+    logs.configure(rt.settings.log)
     app = create_app(rt)  # a bad [[routes]] template fails here, before any fork
     if workers <= 1:
         uvicorn.run(app, host=host, port=port, **_UVICORN)

@@ -15,6 +15,7 @@ from __future__ import annotations
 from warming.batch.plan import Plan
 from warming.broker import tasknames as T
 from warming.runtime import Runtime
+from warming.stages.ended import ended
 
 
 def start_phase(rt: Runtime, plan: Plan, phase: int) -> None:
@@ -55,5 +56,5 @@ def advance(rt: Runtime, plan: Plan, phase: int) -> None:
     """A phase is verified: warm the next tier, or finish the batch."""
     if phase + 1 < len(plan.phases()):
         start_phase(rt, plan, phase + 1)
-    else:
-        rt.store.finish(plan.batch_id, "done")
+    elif rt.store.finish(plan.batch_id, "done"):
+        ended(rt, plan.batch_id)

@@ -24,6 +24,7 @@ from warming import keys as K
 from warming.cdn import Pending, Purger
 from warming.errors import ConfigError, PurgeError, RetryLater
 from warming.runtime import Runtime
+from warming.stages.ended import ended
 from warming.stages.outcome import Continue, Done, Failed, Outcome, RetryIn
 from warming.stages.phases import start_phase
 from warming.stages.timing import backoff, cap
@@ -136,5 +137,6 @@ def _keep(rt: Runtime, batch_id: str, pending: list[Pending]) -> None:
 def fail(rt: Runtime, batch_id: str, error: str) -> Failed:
     """End the batch `failed` before anything was warmed."""
     log.warning("batch %s failed: %s", batch_id, error)
-    rt.store.finish(batch_id, "failed", error=error, note="nothing was warmed")
+    if rt.store.finish(batch_id, "failed", error=error, note="nothing was warmed"):
+        ended(rt, batch_id)
     return Failed(error)

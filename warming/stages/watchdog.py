@@ -22,6 +22,7 @@ from warming.batch.report import iso
 from warming.batch.store import BatchStore
 from warming.broker.tasknames import prefetch_queue
 from warming.runtime import Runtime
+from warming.stages.ended import ended
 from warming.stages.phases import launch_chord
 
 log = logging.getLogger(__name__)
@@ -110,7 +111,8 @@ class Watchdog(threading.Thread):
     def run(self) -> None:
         while not self.stopped.wait(self.interval_s):
             try:
-                reap_overdue(self.rt.store)
+                for bid in reap_overdue(self.rt.store):
+                    ended(self.rt, bid)
                 redrive_stalled(self.rt)
             except Exception:  # Redis blips must not kill the thread
                 log.exception("watchdog pass failed")

@@ -1,0 +1,30 @@
+"""What happens once a batch has ended: its log lines, metrics and notifications.
+
+Called by whoever finished the batch (`store.finish()` returned True: exactly once per
+batch), after the verdicts are final. Nothing here may hold up or break the pipeline:
+a notification is a task of its own, and any error is logged and swallowed.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from warming.batch.report import build
+from warming.ops import logs
+from warming.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+def ended(rt: Runtime, batch_id: str) -> None:
+    """Log the batch's line and one per non-hit pair."""
+    try:
+        report = build(rt.store, batch_id)
+        if report is None:
+            return
+        logs.batch_ended(report)
+        for r in report["results"]:
+            if r["outcome"] != "hit":
+                logs.pair_failed(batch_id, r)
+    except Exception:  # an operator's aid must never fail a batch
+        log.exception("after batch %s ended", batch_id)
