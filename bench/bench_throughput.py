@@ -42,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_cluster import (
     SITE,
     machine,
+    max_in_window,
     parse_iso,
     run_cli,
     start_pop_logs,
@@ -206,6 +207,8 @@ def run_warming(
         "requests_per_pair": round(len(ours) / max(1, c["total"]), 2),
         "status_429": sum(1 for h in ours if h.status == 429),
         "min_rate_after_1s": min(rates) if rates else None,
+        "rate_per_s": rates,
+        "max_in_any_1s": max_in_window([h.t for h in ours])[0] if ours else 0,
         "redis_bytes_per_pair": round((after - before) / max(1, c["total"])),
         "redis_keys": dict(keys.most_common(8)),
         "redis_bytes_per_pair_by_kind": {

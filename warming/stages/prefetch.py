@@ -23,8 +23,9 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from functools import partial
 
 from warming import defaults
 from warming.batch.plan import Pair, Plan
@@ -50,6 +51,7 @@ from warming.stages.verdict import (
 
 log = logging.getLogger(__name__)
 
+MAX_WAIT = defaults.MAX_LIMITER_WAIT_S
 # Re-queues for a rate-limit slot are not failures, but they must end somewhere.
 MAX_LIMITER_REQUEUES = 1000
 
@@ -101,10 +103,12 @@ def prefetch(
             warm[pair] = failed_warm(pair, "gave up waiting for the rate limits", attempts[i])
         return _record(rt, plan, (phase, n, lo, in_slice), warm, {}, [])
     t0 = time.monotonic()
-    futures = [
-        pool().submit(fetch, rt, plan, p, defaults.MAX_LIMITER_WAIT_S, warming=True, at=a)
-        for p, a in zip(pairs, at, strict=True)
-    ]
+    try:
+        futures = paced(at, [partial(fetch, rt, plan, p, MAX_WAIT, warming=True) for p in pairs])
+    except timeouts:
+        for i, pair in zip(idx, pairs, strict=True):
+            warm[pair] = failed_warm(pair, "timed out (soft time limit)", attempts[i] + 1)
+        return _record(rt, plan, (phase, n, lo, in_slice), warm, {}, [])
     answers: dict[Pair, Fetched] = {}
     retry: list[tuple[int, int, float]] = []  # index, attempts so far, delay
     for i, pair, future in zip(idx, pairs, futures, strict=True):
@@ -136,6 +140,22 @@ def prefetch(
         with contextlib.suppress(*timeouts):  # the callback verifies what is left
             verdicts.update(verify_answers(rt, plan, answers, warm, timeouts))
     return _record(rt, plan, (phase, n, lo, in_slice), warm, verdicts, retry, answers, waits)
+
+
+def paced(at: Sequence[float], calls: Sequence[Callable[[], Fetched]]) -> list[Future[Fetched]]:
+    """Hand each call to the request threads at its reserved slot (time.monotonic), in order.
+
+    The slots are waited for here, not in the request threads: a thread asleep until its
+    slot would hold back requests whose slots have come, which then leave together, a
+    burst above the limit.
+    """
+    futures: list[Future[Fetched] | None] = [None] * len(calls)
+    for i in sorted(range(len(calls)), key=at.__getitem__):
+        delay = at[i] - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        futures[i] = pool().submit(calls[i])
+    return [f for f in futures if f is not None]
 
 
 def _result(future: Future[Fetched]) -> Fetched:
@@ -209,13 +229,11 @@ def verify_answers(
     except Throttled:
         return out
     # HEAD where the ETag is the proof of the payload: the body would only be read and dropped.
-    futures = [
-        pool().submit(
-            fetch, rt, plan, p, defaults.MAX_LIMITER_WAIT_S, warming=False, at=a,
-            head=bool(warm[p].get("etag")),
-        )
-        for p, a in zip(need, at, strict=True)
-    ]  # fmt: skip
+    calls = [
+        partial(fetch, rt, plan, p, MAX_WAIT, warming=False, head=bool(warm[p].get("etag")))
+        for p in need
+    ]
+    futures = paced(at, calls)
     for pair, future in zip(need, futures, strict=True):
         try:
             got = _result(future)
