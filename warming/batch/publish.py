@@ -9,7 +9,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import redis
 
@@ -38,6 +40,11 @@ class WarmRequest:
     carried: dict[str, str] = field(default_factory=dict)
     # Refused before this request was built (a sitemap index's foreign children): reported.
     dropped: Sequence[Dropped] = ()
+    # Globs a URL must not match (`--exclude`): "/..." against its path and query, else
+    # against the whole URL.
+    exclude: Sequence[str] = ()
+    # At most this many URLs, the first ones (`--limit`); the rest are dropped.
+    limit: int | None = None
 
 
 @dataclass(frozen=True)
@@ -63,11 +70,31 @@ def select(
     if tag_urls is None:
         tag_urls = urls_for(r, tags) if tags and r is not None else []
     ok_tags, dropped_tags = filt.split(tag_urls) if tag_urls else ([], [])
+    urls, left_out = _exclude_and_limit(dedupe([*ok_urls, *ok_paths, *ok_tags]), req)
     return Selection(
-        urls=dedupe([*ok_urls, *ok_paths, *ok_tags]),
-        dropped=[*req.dropped, *dropped, *dropped_paths, *dropped_tags],
+        urls=urls,
+        dropped=[*req.dropped, *dropped, *dropped_paths, *dropped_tags, *left_out],
         tags=tags,
     )
+
+
+def _exclude_and_limit(urls: list[str], req: WarmRequest) -> tuple[list[str], list[Dropped]]:
+    kept: list[str] = []
+    out: list[Dropped] = []
+    for url in urls:
+        parts = urlsplit(url)
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        hit = next(
+            (p for p in req.exclude if fnmatchcase(target if p.startswith("/") else url, p)),
+            None,
+        )
+        if hit is not None:
+            out.append(Dropped(url, f"excluded by --exclude {hit}"))
+        elif req.limit is not None and len(kept) >= req.limit:
+            out.append(Dropped(url, f"over --limit {req.limit}"))
+        else:
+            kept.append(url)
+    return kept, out
 
 
 def new_batch_id() -> str:

@@ -7,16 +7,18 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from datetime import datetime
 
 import redis
 
 from warming.batch import report as reports
-from warming.batch.publish import WarmRequest, publish
+from warming.batch.publish import WarmRequest, publish, select
+from warming.cli import batches, config, dryrun
 from warming.cli.embedded import running
 from warming.cli.show import wait
 from warming.errors import BrokerUnavailable, ConfigError, WarmingError
 from warming.rediskit import redacted, unreachable
-from warming.runtime import use
+from warming.runtime import Runtime, use
 from warming.settings import Settings, load_settings
 from warming.sources.filter import Dropped
 from warming.sources.lists import from_file, from_sitemap
@@ -39,6 +41,17 @@ def _parser() -> argparse.ArgumentParser:
         help="only sitemap pages whose lastmod is this recent (24h, 7d, 2026-11-30); "
         "pages without lastmod are kept",
     )
+    w.add_argument(
+        "--exclude",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="leave out URLs matching this glob (/blog/* on the path and query, else the URL)",
+    )
+    w.add_argument("--limit", type=_positive, metavar="N", help="warm at most the first N URLs")
+    w.add_argument(
+        "--dry-run", action="store_true", help="print the plan and what is dropped; send nothing"
+    )
     w.add_argument("--no-purge", action="store_true")
     w.add_argument("--wait", action="store_true", help="show progress, end with the report")
     w.add_argument("--json", action="store_true")
@@ -50,7 +63,17 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--port", type=int, default=8080)
     s.add_argument("--workers", type=int, default=1, help="shim processes sharing the port")
     sub.add_parser("demo", help="the whole system on this machine, with a local site and edges")
+    batches.add_parser(sub)
+    c = sub.add_parser("config", help="the configuration file's schema, the effective settings")
+    c.add_argument("what", choices=["schema", "show"])
     return p
+
+
+def _positive(text: str) -> int:
+    n = int(text)
+    if n < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return n
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -62,12 +85,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             from warming.cli.demo import run_demo
 
             return int(run_demo())
+        if args.command == "config" and args.what == "schema":
+            print(config.schema())
+            return EXIT_OK
         settings = load_settings()
+        if args.command == "config":
+            print(config.show(settings))
+            return EXIT_OK
         broker = redacted(settings.broker_url) if settings.broker_url else broker
         if args.command == "warm":
             return _warm(settings, args)
         if args.command == "report":
             return _report(settings, args)
+        if args.command == "batches":
+            return batches.run(settings, args)
         from warming.shim.serving import serve
 
         code = serve(use(settings), args.host, args.port, args.workers)
@@ -111,24 +142,15 @@ def _warm(settings: Settings, args: argparse.Namespace) -> int:
     except ValueError as e:
         print(f"warming warm: --changed-since: {e}", file=sys.stderr)
         return EXIT_USAGE
+    if args.dry_run:
+        rt = Runtime(settings)
+        req = _request(rt, args, urls, since)
+        sel = select(rt.url_filter, rt.redis if settings.broker_url else None, req)
+        print(dryrun.render(dryrun.plan(settings, req, sel), args.json))
+        return EXIT_OK
     embedded = not settings.broker_url
     with running(settings) as rt:
-        pop = next((p for p in settings.pops if p.tier != "shield"), settings.pops[0])
-        dropped: list[Dropped] = []
-        for sm in args.sitemap:
-            sitemap = from_sitemap(rt.client, pop, sm, rt.url_filter, since)
-            urls += sitemap.urls
-            dropped += sitemap.dropped
-        absolute = [u for u in urls if "://" in u]
-        paths = [u for u in urls if "://" not in u]
-        req = WarmRequest(
-            urls=absolute,
-            paths=paths,
-            tags=args.tag,
-            purge=not args.no_purge,
-            trigger={"source": "cli"},
-            dropped=dropped,
-        )
+        req = _request(rt, args, urls, since)
         plan = publish(rt, req)
         if not args.wait and not embedded:
             print(json.dumps({"batch_id": plan.batch_id}) if args.json else plan.batch_id)
@@ -142,6 +164,30 @@ def _warm(settings: Settings, args: argparse.Namespace) -> int:
     else:
         print(reports.dump(report) if args.json else reports.render(report))
     return reports.exit_code(report)
+
+
+def _request(
+    rt: Runtime, args: argparse.Namespace, urls: list[str], since: datetime | None
+) -> WarmRequest:
+    """The request the arguments describe, sitemaps read (through a PoP)."""
+    settings = rt.settings
+    pop = next((p for p in settings.pops if p.tier != "shield"), settings.pops[0])
+    dropped: list[Dropped] = []
+    urls = list(urls)
+    for sm in args.sitemap:
+        sitemap = from_sitemap(rt.client, pop, sm, rt.url_filter, since)
+        urls += sitemap.urls
+        dropped += sitemap.dropped
+    return WarmRequest(
+        urls=[u for u in urls if "://" in u],
+        paths=[u for u in urls if "://" not in u],
+        tags=args.tag,
+        purge=not args.no_purge,
+        trigger={"source": "cli"},
+        dropped=dropped,
+        exclude=args.exclude,
+        limit=args.limit,
+    )
 
 
 def _report(settings: Settings, args: argparse.Namespace) -> int:
