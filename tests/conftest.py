@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from collections.abc import Iterator
 
@@ -43,11 +44,38 @@ def redis_server() -> Iterator[str]:
         cm.__exit__(None, None, None)
 
 
+class _MoreServers:
+    """Private redis-servers for the modules past the 15 databases of the first one."""
+
+    def __init__(self) -> None:
+        self.urls: list[str] = []
+        self._stack = contextlib.ExitStack()
+
+    def base(self, first: str, index: int) -> str:
+        if index == 0:
+            return first
+        from warming.cli.embedded import embedded_redis
+
+        while len(self.urls) < index:
+            self.urls.append(self._stack.enter_context(embedded_redis()).rsplit("/", 1)[0])
+        return self.urls[index - 1]
+
+    def close(self) -> None:
+        self._stack.close()
+
+
+@pytest.fixture(scope="session")
+def more_servers() -> Iterator[_MoreServers]:
+    servers = _MoreServers()
+    yield servers
+    servers.close()
+
+
 @pytest.fixture(scope="module")
-def redis_url(redis_server: str) -> str:
+def redis_url(redis_server: str, more_servers: _MoreServers) -> str:
     """A freshly flushed database of its own for this module."""
-    db = next(_dbs)
-    assert db < 16, "more modules than Redis databases"
-    url = f"{redis_server}/{db}"
+    k = next(_dbs) - 1
+    base = more_servers.base(redis_server, k // 15)
+    url = f"{base}/{k % 15 + 1}"
     redis.Redis.from_url(url).flushdb()
     return url
