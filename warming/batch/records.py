@@ -6,7 +6,7 @@ into the SPEC's report when it is read (`warming.batch.report`).
 
 from __future__ import annotations
 
-from typing import Literal, TypedDict
+from typing import Any, Literal, TypedDict, cast
 
 from warming.batch.plan import Pair
 
@@ -60,8 +60,7 @@ class OriginVersion(TypedDict, total=False):
     error: str
 
 
-def failed(pair: Pair, error: str, attempts: int, status: int | None = None) -> Verdict:
-    """A pair that could not be warmed or verified, and why."""
+def _failure(pair: Pair, error: str, attempts: int, status: int | None) -> dict[str, Any]:
     return {
         "url": pair.url,
         "pop": pair.pop,
@@ -72,20 +71,16 @@ def failed(pair: Pair, error: str, attempts: int, status: int | None = None) -> 
         "attempts": attempts,
         "error": error,
     }
+
+
+def failed(pair: Pair, error: str, attempts: int, status: int | None = None) -> Verdict:
+    """A pair that could not be warmed or verified, and why."""
+    return cast(Verdict, _failure(pair, error, attempts, status))
 
 
 def failed_warm(pair: Pair, error: str, attempts: int, status: int | None = None) -> WarmRecord:
     """A prefetch that failed for good: kept as the warm record, reported as failed."""
-    return {
-        "url": pair.url,
-        "pop": pair.pop,
-        "variant": pair.variant,
-        "outcome": "failed",
-        "status": status,
-        "cache": None,
-        "attempts": attempts,
-        "error": error,
-    }
+    return cast(WarmRecord, _failure(pair, error, attempts, status))
 
 
 def as_failed(rec: WarmRecord | Verdict, error: str | None = None) -> Verdict:
