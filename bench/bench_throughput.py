@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -224,7 +225,7 @@ def spy(pid: int, out: Path) -> subprocess.Popen[bytes]:
     exe = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     return subprocess.Popen(
         [exe, "record", "-r", "200", "-f", "raw", "-o", str(out), "--pid", str(pid),
-         "--nonblocking"],
+         "--nonblocking", *(["--gil"] if os.environ.get("BENCH_PYSPY_GIL") else [])],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
 

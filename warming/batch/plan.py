@@ -8,6 +8,7 @@ the PoPs and the CDN settings (without secrets) its purge and requests use.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import time
@@ -111,13 +112,18 @@ class Plan:
 
     def phases(self) -> list[tuple[PopSettings, ...]]:
         """Shields first, so edges fill from a fresh shield; empty tiers are skipped."""
-        tiers = [
+        return list(self._phases)
+
+    @functools.cached_property
+    def _phases(self) -> tuple[tuple[PopSettings, ...], ...]:
+        # Asked for every pair of every slice: computed once per plan.
+        tiers = (
             tuple(p for p in self.pops if p.tier == "shield"),
             tuple(p for p in self.pops if p.tier != "shield"),
-        ]
-        return [t for t in tiers if t]
+        )
+        return tuple(t for t in tiers if t)
 
-    @property
+    @functools.cached_property
     def shield_seen_through_edges(self) -> PopSettings | None:
         """The one shield whose pairs the edges' warm answers prove, if the tiers allow it.
 

@@ -21,7 +21,8 @@ from warming import keys as K
 from warming import lua
 from warming.batch import results
 from warming.batch.plan import Pair, Plan
-from warming.batch.records import OriginVersion, Verdict, WarmRecord, as_failed
+from warming.batch.proofrecords import ProofRecords
+from warming.batch.records import Verdict, WarmRecord, as_failed
 from warming.broker.messages import Message
 from warming.rediskit import text, text_map, texts
 from warming.sources.filter import Dropped
@@ -43,7 +44,7 @@ class NewBatch:
     done_note: str | None = None
 
 
-class BatchStore:
+class BatchStore(ProofRecords):
     """Reads and writes one Redis database's batches."""
 
     def __init__(self, r: redis.Redis, ttl_s: int) -> None:
@@ -188,22 +189,19 @@ class BatchStore:
             p.hset(K.BATCH.format(id=batch_id), "progress_at", repr(time.time()))
             p.execute()
 
-    def slice_verdicts(
-        self, plan: Plan, phase: int, n: int, extra: Sequence[Pair] = ()
-    ) -> dict[Pair, Verdict]:
-        """The verdicts of slice `n`'s pairs and of `extra` pairs, as recorded so far."""
+    def judged(self, plan: Plan, phase: int, n: int, extra: Sequence[Pair] = ()) -> set[Pair]:
+        """Which of slice `n`'s pairs and `extra` have a verdict (read, not decoded)."""
         fields = list(results.chunk_pairs(plan, phase, n))
         singles = [*plan.slice(phase, n), *extra]
         with self.r.pipeline(transaction=False) as p:
             p.hmget(K.CHUNKS.format(id=plan.batch_id), [f for f, _ in fields] or ["-"])
             p.hmget(K.RESULTS.format(id=plan.batch_id), [x.key for x in singles] or ["-"])
             raw_chunks, raw_singles = p.execute()
-        out: dict[Pair, Verdict] = {}
+        out = {x for x, raw in zip(singles, raw_singles, strict=False) if raw}
         for (_, pairs), raw in zip(fields, raw_chunks, strict=False):
-            out.update(results.decode_chunk(pairs, raw))
-        for pair, raw in zip(singles, raw_singles, strict=False):
             if raw:
-                out[pair] = results.decode_one(pair, raw)
+                rows = json.loads(raw)
+                out.update(x for x, row in zip(pairs, rows, strict=False) if row is not None)
         return out
 
     def idle(self, min_idle_s: float, now: float) -> list[tuple[str, float]]:
@@ -225,45 +223,6 @@ class BatchStore:
 
     def touch(self, batch_id: str) -> None:
         self.r.hset(K.BATCH.format(id=batch_id), "progress_at", repr(time.time()))
-
-    # -- the freshness proof ------------------------------------------------------
-
-    def clock(self) -> float:
-        """Redis's clock (epoch seconds): one clock for every worker, whatever theirs say."""
-        sec, usec = self.r.time()
-        return float(sec) + float(usec) / 1e6
-
-    def mark_purge_started(self, batch_id: str) -> float:
-        """Record, once, when the batch's purge began (Redis clock); return that time."""
-        key = K.BATCH.format(id=batch_id)
-        now = self.clock()
-        with self.r.pipeline() as p:
-            p.hsetnx(key, "purge_started_at", repr(now))
-            p.hget(key, "purge_started_at")
-            _, first = p.execute()
-        return float(first) if first else now
-
-    def purge_started(self, batch_id: str) -> float | None:
-        raw = text(self.r.hget(K.BATCH.format(id=batch_id), "purge_started_at"))
-        return float(raw) if raw else None
-
-    def origin_versions(self, batch_id: str, keys: list[str]) -> dict[str, OriginVersion]:
-        """What the origin served, by `origin_key`, for those of `keys` already asked."""
-        if not keys:
-            return {}
-        raws = self.r.hmget(K.ORIGIN.format(id=batch_id), keys)
-        return {k: cast(OriginVersion, json.loads(v)) for k, v in zip(keys, raws, strict=True) if v}
-
-    def record_origin(self, batch_id: str, versions: dict[str, OriginVersion]) -> None:
-        """Keep the first version seen per key: every PoP is held to the same one."""
-        if not versions:
-            return
-        key = K.ORIGIN.format(id=batch_id)
-        with self.r.pipeline() as p:
-            for k, v in versions.items():
-                p.hsetnx(key, k, json.dumps(v))
-            p.expire(key, self.ttl_s * 2)
-            p.execute()
 
     def unverified_slices(self, batch_id: str, plan: Plan) -> tuple[int, list[int]]:
         """The running phase, and its slices that should have been verified by now.

@@ -55,7 +55,7 @@ def verify(
     else:
         in_slice = plan.slice(phase, n)
         upstream = [u for p in in_slice if (u := plan.upstream_of(p)) is not None]
-        done = store.slice_verdicts(plan, phase, n, upstream)
+        done = store.judged(plan, phase, n, upstream)
         pairs = [p for p in [*in_slice, *upstream] if p not in done]
     deadline = time.monotonic() + defaults.VERIFY_BUDGET_S
     out_of_time: tuple[type[BaseException], ...] = (_OutOfBudget, *timeouts)
