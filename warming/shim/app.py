@@ -1,7 +1,8 @@
 """The webhook shim: signed CMS webhooks in, purge-then-warm batches out.
 
     POST /webhooks/{adapter}   202 {"batch_id", "status_url"}   (200 for a redelivery)
-    GET  /batches/{id}         the report, 404 if unknown
+    GET  /batches              recent batches (?state=, ?limit=)
+    GET  /batches/{id}         the report, 404 if unknown; a page for Accept: text/html
     GET  /healthz              the process is up
     GET  /readyz               Redis (broker) is reachable
 
@@ -26,24 +27,28 @@ from typing import Any
 
 import redis
 import redis.asyncio as aioredis
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel
 from redis.commands.core import AsyncScript
 from starlette.concurrency import run_in_threadpool
 
 from warming import __version__, defaults, lua
 from warming import keys as K
+from warming.batch import listing
 from warming.batch.publish import Selection, WarmRequest, new_batch, new_batch_id, select
 from warming.batch.report import build as build_report
+from warming.batch.store import State
 from warming.broker import tasknames as T
 from warming.cms import ADAPTERS, Inbound, adapter_for
 from warming.cms.routes import check_routes, expand, priority_of
 from warming.errors import BrokerUnavailable, WebhookError
-from warming.ops import logs
+from warming.ops import logs, page
 from warming.rediskit import async_client, text, unreachable
 from warming.runtime import Runtime, install, use
 from warming.settings import load_settings
+from warming.shim.auth import authorized, wants_html
+from warming.shim.auth import unauthorized as _unauthorized
 from warming.shim.requestlog import RequestLog
 from warming.sources.filter import Dropped
 from warming.sources.tagindex import urls_for_async
@@ -301,15 +306,38 @@ def create_app(rt: Runtime) -> FastAPI:
         request.state.batch_id = answer["batch_id"]
         return JSONResponse(answer, status_code=status)
 
-    @app.get("/batches/{batch_id}", responses={404: {"model": Problem}})
-    def batch(batch_id: str) -> JSONResponse:
-        """The batch's report (SPEC: 'The batch report')."""
+    report_token = rt.settings.report.token
+
+    @app.get("/batches", responses={401: {"model": Problem}})
+    def batches(
+        request: Request,
+        state: State | None = None,
+        limit: int = Query(defaults.BATCHES_LIST, ge=1, le=defaults.BATCHES_MAX),
+    ) -> Response:
+        """Recent batches, newest first, in `state` if given (HTML for a browser)."""
+        if not authorized(request, report_token):
+            return _unauthorized()
+        try:
+            items = listing.recent(rt.store, state, limit)
+        except redis.RedisError:
+            return _problem(503, "broker unreachable")
+        if wants_html(request):
+            return HTMLResponse(page.render_list(items))
+        return JSONResponse({"batches": items})
+
+    @app.get("/batches/{batch_id}", responses={401: {"model": Problem}, 404: {"model": Problem}})
+    def batch(batch_id: str, request: Request) -> Response:
+        """The batch's report (SPEC: 'The batch report'); a page for `Accept: text/html`."""
+        if not authorized(request, report_token):
+            return _unauthorized()
         try:
             report = build_report(rt.store, batch_id)
         except redis.RedisError:
             return _problem(503, "broker unreachable")
         if report is None:
             return _problem(404, "unknown batch (or its report expired)")
+        if wants_html(request):
+            return HTMLResponse(page.render(report))
         return JSONResponse(dict(report))
 
     @app.get("/healthz")
