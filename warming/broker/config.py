@@ -44,6 +44,10 @@ broker_transport_options = {
     # worker every 5 s makes it visibility_timeout + <= 5 s.
     "unacked_restore_interval": defaults.RESTORE_INTERVAL_S,
     "unacked_restore_throttle": 1,
+    # BRPOP over the queues in QUEUES' order, never rotated (kombu's default round-robin
+    # moves the queue just served to the end): a worker takes a bulk prefetch only when no
+    # purge, verify, control, high or normal message waits.
+    "queue_order_strategy": "priority",
 }
 result_backend_transport_options = dict(_transport)
 redis_socket_timeout = CLIENT_OPTIONS["socket_timeout"]
@@ -72,7 +76,8 @@ result_chord_join_timeout = 10.0
 
 task_default_queue = T.Q_CONTROL
 # Declared, so a plain `celery -A warming worker` consumes every queue; `-Q` narrows it
-# (e.g. a fleet of prefetch-only workers). kombu rotates between them: no starvation.
+# (e.g. a fleet of prefetch-only workers). They are taken in this order, not rotated:
+# bulk waits while anything more urgent is queued.
 task_queues = [Queue(q, routing_key=q) for q in T.QUEUES]
 task_routes = T.task_routes()
 

@@ -14,14 +14,33 @@ from warming.settings import Priority
 
 # One queue per task kind: Redis priorities are approximate, separate queues are the
 # reliable way to keep purges and verifications from waiting behind 100k prefetches.
+# Prefetches get a queue per priority: high (webhooks), normal, bulk (sitemaps, files,
+# schedules).
 Q_PURGE = "warming.purge"
 Q_PREFETCH = "warming.prefetch"
+Q_PREFETCH_NORMAL = "warming.prefetch.normal"
 Q_PREFETCH_BULK = "warming.prefetch.bulk"
 Q_VERIFY = "warming.verify"
 Q_CONTROL = "warming.control"
-QUEUES = (Q_PURGE, Q_VERIFY, Q_CONTROL, Q_PREFETCH, Q_PREFETCH_BULK)
+# In the order a worker takes from them (broker.config: queue_order_strategy "priority"):
+# a message of a later queue is taken only while every earlier queue is empty.
+QUEUES = (Q_PURGE, Q_VERIFY, Q_CONTROL, Q_PREFETCH, Q_PREFETCH_NORMAL, Q_PREFETCH_BULK)
+PREFETCH_QUEUES: dict[str, str] = {
+    "high": Q_PREFETCH,
+    "normal": Q_PREFETCH_NORMAL,
+    "bulk": Q_PREFETCH_BULK,
+}
 
-__all__ = ["COMMON", "QUEUES", "TASKS", "Priority", "TaskSpec", "prefetch_queue", "task_routes"]
+__all__ = [
+    "COMMON",
+    "PREFETCH_QUEUES",
+    "QUEUES",
+    "TASKS",
+    "Priority",
+    "TaskSpec",
+    "prefetch_queue",
+    "task_routes",
+]
 
 
 @dataclass(frozen=True)
@@ -58,9 +77,10 @@ COMMON: dict[str, Any] = {
 def prefetch_queue(priority: str) -> str:
     """The prefetch queue for a batch of this priority (the one place that decides).
 
-    Bulk prefetches use their own queue so a 100k-URL crawl never delays a publish.
+    Each priority has its own queue, taken in order, so a 100k-URL crawl never delays a
+    webhook's batch by more than the prefetch tasks already running.
     """
-    return Q_PREFETCH_BULK if priority == "bulk" else Q_PREFETCH
+    return PREFETCH_QUEUES.get(priority, Q_PREFETCH)
 
 
 def task_routes() -> dict[str, dict[str, str]]:

@@ -52,6 +52,11 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument(
         "--dry-run", action="store_true", help="print the plan and what is dropped; send nothing"
     )
+    w.add_argument(
+        "--priority",
+        choices=["high", "normal", "bulk"],
+        help="prefetch queue (default: bulk with --sitemap or --file, else high)",
+    )
     w.add_argument("--no-purge", action="store_true")
     w.add_argument("--wait", action="store_true", help="show progress, end with the report")
     w.add_argument("--json", action="store_true")
@@ -187,6 +192,7 @@ def _request(
         dropped=dropped,
         exclude=args.exclude,
         limit=args.limit,
+        priority=args.priority or ("bulk" if args.sitemap or args.file else "high"),
     )
 
 
