@@ -19,10 +19,10 @@ from celery.signals import after_setup_logger, worker_init, worker_ready, worker
 from warming.broker import tasknames as T
 from warming.broker.app import app
 from warming.errors import BrokerUnavailable, ConfigError
-from warming.ops import logs
+from warming.ops import logs, metrics
 from warming.rediskit import check_server
 from warming.runtime import Runtime, current
-from warming.stages import phases, trailing
+from warming.stages import observe, phases, trailing
 from warming.stages import prefetch as prefetch_stage
 from warming.stages import purge as purge_stage
 from warming.stages import verify as verify_stage
@@ -118,6 +118,25 @@ def refuse_an_old_redis(**_: Any) -> None:
     except ConfigError as e:
         print(f"warming: invalid configuration: {e}", file=sys.stderr)
         raise SystemExit(2) from None  # an Exception would only be logged by the signal
+
+
+@worker_init.connect
+def serve_metrics(**_: Any) -> None:
+    """With `metrics.port`, the worker's main process serves /metrics for all its children.
+
+    Before the pool forks, so prefork children inherit the multiprocess directory.
+    """
+    rt = current()
+    port = rt.settings.metrics.port
+    if port is None:
+        return
+    metrics.fresh_dir()
+    metrics.start()
+    try:
+        metrics.serve(port, rt.settings.metrics.host, lambda: observe.live(rt))
+    except OSError as e:
+        print(f"warming: cannot serve metrics on port {port}: {e.strerror or e}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 @after_setup_logger.connect

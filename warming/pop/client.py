@@ -23,6 +23,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from warming.errors import ConfigError, FetchError, RetryLater
+from warming.ops import metrics
 from warming.pop.cachestatus import CacheStatus, cache_status
 from warming.pop.retry import parse_retry_after
 from warming.settings import FetchSettings, PopSettings, SiteSettings, Variant
@@ -123,6 +124,7 @@ class PopClient:
             # A certificate that does not match or does not chain will not fix itself.
             raise FetchError(_describe(e), url=url, pop=pop.name) from None
         except requests.RequestException as e:
+            metrics.pop_error(pop.name)
             raise RetryLater(_describe(e), url=url, pop=pop.name) from None
 
     def _host_header(self, url: str, pop: PopSettings) -> str:
@@ -162,6 +164,7 @@ class PopClient:
         t0 = time.perf_counter()
         resp = self.request("HEAD" if head else "GET", pop, url, variant.headers)
         ttfb = time.perf_counter() - t0
+        metrics.pop_answer(pop.name, resp.status_code, ttfb)
         digest = hashlib.sha256()
         size = 0
         deadline = t0 + self._settings.total_timeout_s

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from redis import Redis
 
 from warming import keys, lua
+from warming.ops import metrics
 from warming.settings import Rate
 
 __all__ = ["ClusterLimiter", "ConcurrencyLimit", "Grant"]
@@ -86,6 +87,7 @@ class ClusterLimiter:
                 int(FACTOR_IDLE_TTL_S * 1000),
             ],
         )
+        metrics.limiter_wait(self.name, int(wait_us) / 1e6)
         return Grant(bool(ok), int(wait_us) / 1e6, int(interval_us) / 1e6, cost)
 
     def acquire(self, max_wait_s: float, sleep: Callable[[float], None] = time.sleep) -> Grant:

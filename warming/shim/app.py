@@ -3,6 +3,7 @@
     POST /webhooks/{adapter}   202 {"batch_id", "status_url"}   (200 for a redelivery)
     GET  /batches              recent batches (?state=, ?limit=)
     GET  /batches/{id}         the report, 404 if unknown; a page for Accept: text/html
+    GET  /metrics              Prometheus (every shim process, and the cluster's state)
     GET  /healthz              the process is up
     GET  /readyz               Redis (broker) is reachable
 
@@ -43,7 +44,7 @@ from warming.broker import tasknames as T
 from warming.cms import ADAPTERS, Inbound, adapter_for
 from warming.cms.routes import check_routes, expand, priority_of
 from warming.errors import BrokerUnavailable, WebhookError
-from warming.ops import logs, page
+from warming.ops import logs, metrics, page
 from warming.rediskit import async_client, text, unreachable
 from warming.runtime import Runtime, install, use
 from warming.settings import load_settings
@@ -52,6 +53,7 @@ from warming.shim.auth import unauthorized as _unauthorized
 from warming.shim.requestlog import RequestLog
 from warming.sources.filter import Dropped
 from warming.sources.tagindex import urls_for_async
+from warming.stages import observe
 
 log = logging.getLogger(__name__)
 
@@ -339,6 +341,17 @@ def create_app(rt: Runtime) -> FastAPI:
         if wants_html(request):
             return HTMLResponse(page.render(report))
         return JSONResponse(dict(report))
+
+    metrics_token = rt.settings.metrics.token
+    scrape = metrics.registry(lambda: observe.live(rt))
+
+    @app.get("/metrics", include_in_schema=False)
+    def prometheus(request: Request) -> Response:
+        """Every shim process's counters, and the cluster's state (Prometheus text)."""
+        if not authorized(request, metrics_token):
+            return _unauthorized()
+        body, content_type = metrics.exposition(scrape)
+        return Response(body, media_type=content_type)
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:

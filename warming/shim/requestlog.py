@@ -1,4 +1,5 @@
-"""One log line per shim request: method, path, status, latency, adapter, batch id.
+"""One log line per shim request (method, path, status, latency, adapter, batch id),
+and the webhook counter by adapter and answer.
 
 A plain ASGI middleware (Starlette's BaseHTTPMiddleware costs a task per request on
 the webhook hot path). The route says what only it knows, the adapter and the batch,
@@ -14,7 +15,8 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from warming.ops import logs
+from warming.cms import ADAPTERS
+from warming.ops import logs, metrics
 
 # Probes and scrapes come every few seconds: their lines only at DEBUG.
 _QUIET = frozenset({"/healthz", "/readyz", "/metrics"})
@@ -43,8 +45,11 @@ class RequestLog:
             await self.app(scope, receive, sending)
         finally:
             path: str = scope["path"]
+            state: dict[str, Any] = scope.get("state") or {}
+            if path.startswith("/webhooks/"):
+                adapter = state.get("adapter")
+                metrics.webhook(adapter if adapter in ADAPTERS else "unknown", status)
             if path not in _QUIET or logs.requests.isEnabledFor(logging.DEBUG):
-                state: dict[str, Any] = scope.get("state") or {}
                 logs.request(
                     scope["method"],
                     path,

@@ -26,7 +26,7 @@ from types import FrameType
 from typing import Any
 
 from warming.errors import WarmingError
-from warming.ops import logs
+from warming.ops import logs, metrics
 from warming.rediskit import check_server
 from warming.runtime import Runtime
 
@@ -54,6 +54,8 @@ def serve(rt: Runtime, host: str, port: int, workers: int = 1) -> int:
     # shim answering 503 (or 500) to every webhook would only look alive.
     check_server(rt.redis)
     logs.configure(rt.settings.log)
+    # Before the app (its metrics) and any child: they all count into this directory.
+    metrics.fresh_dir()
     app = create_app(rt)  # a bad [[routes]] template fails here, before any fork
     if workers <= 1:
         uvicorn.run(app, host=host, port=port, **_UVICORN)

@@ -10,19 +10,20 @@ from __future__ import annotations
 import logging
 
 from warming.batch.report import build
-from warming.ops import logs
+from warming.ops import logs, metrics
 from warming.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
 
 def ended(rt: Runtime, batch_id: str) -> None:
-    """Log the batch's line and one per non-hit pair."""
+    """Log the batch's line and one per non-hit pair; count it in the metrics."""
     try:
         report = build(rt.store, batch_id)
         if report is None:
             return
         logs.batch_ended(report)
+        metrics.batch_ended(report)
         for r in report["results"]:
             if r["outcome"] != "hit":
                 logs.pair_failed(batch_id, r)
