@@ -86,6 +86,9 @@ FETCH_THREADS = 64
 # A chunk verifies its pairs inline only if warming them took less than this; otherwise
 # the slice's callback does, so no task runs near the time limits.
 CHUNK_VERIFY_BUDGET_S = 20.0
+# A worker's GIL switch interval (Python's default is 5 ms): requests leave at their
+# reserved slots, and a thread kept waiting for the GIL sends late, bunched with others.
+GIL_SWITCH_S = 0.001
 # Slices of one phase launched at once; each verified slice launches the next. At the
 # default rate a slice takes seconds, so 20 keep every worker busy while the broker holds
 # ~10k messages (~18 MB) instead of a 100k-pair batch's 172 MB, and the window is queued

@@ -16,6 +16,7 @@ from celery import Task
 from celery.exceptions import SoftTimeLimitExceeded
 from celery.signals import after_setup_logger, worker_init, worker_ready, worker_shutdown
 
+from warming import defaults
 from warming.broker import tasknames as T
 from warming.broker.app import app
 from warming.errors import BrokerUnavailable, ConfigError
@@ -106,6 +107,16 @@ def flush_trailing(self: WarmingTask, trailing_id: str, leader: str = "") -> str
     """Publish the trailing batch of a coalescing window (changes seen mid-run), when due."""
     out = trailing.flush_trailing(self.rt, trailing_id, leader)
     return self.follow(out, (trailing_id,), {"leader": leader})
+
+
+@worker_init.connect
+def pace_requests_closely(**_: Any) -> None:
+    """A 1 ms GIL switch interval: a request due at its slot leaves within ~1 ms, not 5.
+
+    Requests leave at reserved slots of the cluster limit; a thread waiting 5 ms for
+    the GIL (Python's default) sends late, and late requests bunch with on-time ones.
+    """
+    sys.setswitchinterval(defaults.GIL_SWITCH_S)
 
 
 @worker_init.connect

@@ -16,6 +16,7 @@ from __future__ import annotations
 import random
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -34,6 +35,8 @@ MIN_FACTOR = 0.05
 # A slow-down outlives short pauses in traffic but is forgotten after this long idle,
 # so a limit that was throttled once doesn't stay slow for good.
 FACTOR_IDLE_TTL_S = 600.0
+# Replies a limiter keeps to place slots on Redis's clock (the quickest one wins).
+_LAG_SAMPLES = 64
 
 
 @dataclass(frozen=True)
@@ -47,11 +50,17 @@ class Grant:
     interval_s: float = 0.0
     """Seconds between two slots at the rate now in force (the adaptive factor included)."""
     cost: int = 1
+    at: float = 0.0
+    """time.monotonic() when Redis made the reservation (see ClusterLimiter._clock)."""
 
     def waits(self) -> list[float]:
         """Seconds until each of the `cost` slots of a block reservation starts."""
         last = self.wait_s
         return [max(0.0, last - (self.cost - 1 - j) * self.interval_s) for j in range(self.cost)]
+
+    def slots(self) -> list[float]:
+        """When (time.monotonic) each slot of the block starts."""
+        return [self.at + w for w in self.waits()]
 
 
 class ClusterLimiter:
@@ -72,12 +81,15 @@ class ClusterLimiter:
         self._factor_key = self._key + ":factor"
         self._interval_us = rate.period_s / rate.count * 1e6
         self._script = redis.register_script(lua.source("reserve"))
+        # How far this process's clock is ahead of Redis's, plus the quickest reply seen:
+        # the least of the recent (clock at reply - Redis's clock in the script).
+        self._lags: deque[float] = deque(maxlen=_LAG_SAMPLES)
 
     def reserve(self, max_wait_s: float, cost: int = 1) -> Grant:
         """Reserve the next slot if it starts within `max_wait_s`; never sleeps."""
         if cost < 1 or max_wait_s < 0:
             raise ValueError(f"need cost >= 1 and max_wait_s >= 0, not {cost}, {max_wait_s}")
-        ok, wait_us, interval_us = self._script(
+        ok, wait_us, interval_us, now_us = self._script(
             keys=[self._key, self._factor_key],
             args=[
                 self._interval_us,
@@ -87,14 +99,29 @@ class ClusterLimiter:
                 int(FACTOR_IDLE_TTL_S * 1000),
             ],
         )
+        wall, mono = time.time(), time.monotonic()
         metrics.limiter_wait(self.name, int(wait_us) / 1e6)
-        return Grant(bool(ok), int(wait_us) / 1e6, int(interval_us) / 1e6, cost)
+        return Grant(
+            bool(ok), int(wait_us) / 1e6, int(interval_us) / 1e6, cost,
+            self._clock(int(now_us) / 1e6, wall, mono),
+        )  # fmt: skip
+
+    def _clock(self, redis_now: float, wall: float, mono: float) -> float:
+        """time.monotonic() at the moment Redis ran the script.
+
+        Slots are on Redis's clock. A reply read late (a busy process, the GIL) would
+        shift a whole block late onto the next block of another process, a burst above
+        the rate; placing the block by Redis's clock instead keeps blocks apart.
+        """
+        self._lags.append(wall - redis_now)
+        return mono - (wall - (redis_now + min(self._lags)))
 
     def acquire(self, max_wait_s: float, sleep: Callable[[float], None] = time.sleep) -> Grant:
         """Reserve, then sleep until the slot if one was reserved."""
         grant = self.reserve(max_wait_s)
-        if grant.ok and grant.wait_s > 0:
-            sleep(grant.wait_s)
+        delay = grant.slots()[-1] - time.monotonic() if grant.ok else 0.0
+        if delay > 0:
+            sleep(delay)
         return grant
 
     def set_factor(self, factor: float) -> None:

@@ -56,8 +56,8 @@ def reserve(rt: Runtime, plan: Plan, pairs: Sequence[Pair], max_wait_s: float) -
     has no room within `max_wait_s`; blocks already taken then go unused, which costs
     those slots and nothing else.
     """
-    # Each wait counts from Redis's clock inside the script: "now" is read after the reply,
-    # so a slot is never taken early (late is safe; early would overlap the next block).
+    # Slots are placed on Redis's clock (Grant.slots), so blocks of different processes
+    # never overlap however late a reply is read.
     at = [time.monotonic()] * len(pairs)
     by_pop: dict[str, list[int]] = defaultdict(list)
     for i, pair in enumerate(pairs):
@@ -67,19 +67,17 @@ def reserve(rt: Runtime, plan: Plan, pairs: Sequence[Pair], max_wait_s: float) -
         if limiter is None:
             continue
         grant = limiter.reserve(max_wait_s, cost=len(idx))
-        now = time.monotonic()
         if not grant.ok:
             raise Throttled(grant.wait_s)
-        for i, wait in zip(idx, grant.waits(), strict=True):
-            at[i] = now + wait
+        for i, slot in zip(idx, grant.slots(), strict=True):
+            at[i] = slot
     grant = rt.prefetch_limiter.reserve(max_wait_s, cost=len(pairs))
-    now = time.monotonic()
     if not grant.ok:
         raise Throttled(grant.wait_s)
     # The cluster's slots in order, to the pairs in the order their PoPs allow them.
     order = sorted(range(len(pairs)), key=at.__getitem__)
-    for i, wait in zip(order, grant.waits(), strict=True):
-        at[i] = max(at[i], now + wait)
+    for i, slot in zip(order, grant.slots(), strict=True):
+        at[i] = max(at[i], slot)
     return at
 
 
