@@ -7,6 +7,7 @@ WarmingError
 ├── FetchError           a request to a PoP that failed; carries url, pop, status
 │   └── RetryLater       retryable (429/503/5xx/connection); carries delay
 ├── BrokerUnavailable    Redis/broker cannot be reached
+├── NotifyError          a notification not delivered (retried); carries the status
 └── WebhookError         a webhook refused; carries the HTTP status to answer
 """
 
@@ -69,6 +70,14 @@ class RetryLater(FetchError):
 
 class BrokerUnavailable(WarmingError):
     pass
+
+
+class NotifyError(WarmingError):
+    """A notification the receiver did not take (no answer, or not 2xx); it is retried."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class WebhookError(WarmingError):

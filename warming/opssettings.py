@@ -54,5 +54,6 @@ class NotifySettings(_Strict):
     slack_url: SecretStr | None = None  # a Slack incoming webhook
     callback_url: str | None = None  # a receiver of Standard Webhooks
     callback_secret: SecretStr | None = None  # whsec_...: signs the callback
+    report_url: str | None = None  # the shim's public base: notices link to its report page
     max_attempts: int = Field(default=defaults.NOTIFY_MAX_ATTEMPTS, ge=1, le=20)
     timeout_s: float = Field(default=defaults.NOTIFY_TIMEOUT_S, gt=0)

@@ -23,6 +23,7 @@ from warming.errors import BrokerUnavailable, ConfigError
 from warming.ops import logs, metrics
 from warming.rediskit import check_server
 from warming.runtime import Runtime, current
+from warming.stages import notify as notify_stage
 from warming.stages import observe, phases, trailing
 from warming.stages import prefetch as prefetch_stage
 from warming.stages import purge as purge_stage
@@ -100,6 +101,13 @@ def verify(self: WarmingTask, batch_id: str, phase: int, n: int, start: int = 0)
     """Chord callback: check each pair of a slice serves a fresh HIT of what was warmed."""
     out = verify_stage.verify(self.rt, batch_id, phase, n, start, _TIMEOUTS)
     return self.follow(out, (batch_id, phase, n), {"start": start})
+
+
+@_task(T.NOTIFY)
+def notify(self: WarmingTask, batch_id: str, channel: str, attempt: int = 0) -> str:
+    """Tell `channel` (slack, callback) that the batch ended; retried with backoff."""
+    out = notify_stage.notify(self.rt, batch_id, channel, attempt)
+    return self.follow(out, (batch_id, channel), {"attempt": attempt})
 
 
 @_task(T.FLUSH_TRAILING)

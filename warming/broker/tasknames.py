@@ -59,10 +59,16 @@ LAUNCH_SLICE = TaskSpec("warming.launch_slice", Q_CONTROL)
 PREFETCH = TaskSpec("warming.prefetch", Q_PREFETCH, ignore_result=False)
 VERIFY = TaskSpec("warming.verify", Q_VERIFY)
 FLUSH_TRAILING = TaskSpec("warming.flush_trailing", Q_CONTROL)
+# A batch ended: tell Slack or a callback (retried with backoff, never on a batch's path).
+NOTIFY = TaskSpec("warming.notify", Q_CONTROL)
+
+# Tasks that are not part of a batch's pipeline.
+_OPS = (NOTIFY,)
 
 TASKS: dict[str, TaskSpec] = {
     t.name: t for t in (PURGE, LAUNCH_SLICE, PREFETCH, VERIFY, FLUSH_TRAILING)
 }
+TASKS.update((t.name, t) for t in _OPS)
 
 # Options every task shares (CELERY_NOTES, "Retries, acks, crashes"): a message is
 # acknowledged after it ran, and a task whose worker died is requeued, not failed.

@@ -10,14 +10,17 @@ from __future__ import annotations
 import logging
 
 from warming.batch.report import build
+from warming.broker import tasknames as T
 from warming.ops import logs, metrics
+from warming.ops import notify as notices
 from warming.runtime import Runtime
+from warming.stages.notify import channels
 
 log = logging.getLogger(__name__)
 
 
 def ended(rt: Runtime, batch_id: str) -> None:
-    """Log the batch's line and one per non-hit pair; count it in the metrics."""
+    """Log the batch's lines, count it, and queue its notices (`notify.on`)."""
     try:
         report = build(rt.store, batch_id)
         if report is None:
@@ -27,5 +30,8 @@ def ended(rt: Runtime, batch_id: str) -> None:
         for r in report["results"]:
             if r["outcome"] != "hit":
                 logs.pair_failed(batch_id, r)
+        if notices.wanted(rt.settings.notify.on, report):
+            for channel in channels(rt):
+                rt.canvas.send(T.NOTIFY, (batch_id, channel))
     except Exception:  # an operator's aid must never fail a batch
         log.exception("after batch %s ended", batch_id)
