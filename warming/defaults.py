@@ -194,3 +194,21 @@ RECENT_SCAN = 10_000
 PAGE_MAX_ROWS = 500
 # A running batch's page reloads itself this often.
 PAGE_REFRESH_S = 2
+
+# -- schedules ([[schedules]], warming/stages/schedule.py) --
+# A schedule re-warms a whole sitemap or list: it must not hold back a webhook's batch.
+SCHEDULE_PRIORITY: Final = "bulk"
+# No purge: a scheduled run refreshes what is about to expire; purging the whole site on a
+# timer would send every URL to the origin at once, on every run.
+SCHEDULE_PURGE = False
+# Only what changed since the previous run (sitemap lastmod): a run is cheap when little did.
+SCHEDULE_CHANGED_ONLY = True
+# Beat's own resolution is about a second; shorter intervals would overlap their batches.
+SCHEDULE_MIN_INTERVAL_S = 10.0
+# A second message for one run (a second beat, a redelivery) is dropped while this claim
+# lives: half the interval, and for cron lines (a minute apart at least) 30 s.
+SCHEDULE_CLAIM_CRON_S = 30
+# RedBeat's lock: a beat that dies without releasing it is replaced after this long; the
+# beat holding it extends it on every tick (beat_max_loop_interval, below).
+BEAT_LOCK_TIMEOUT_S = 30
+BEAT_MAX_LOOP_INTERVAL_S = 5

@@ -7,6 +7,7 @@ WarmingError
 ├── FetchError           a request to a PoP that failed; carries url, pop, status
 │   └── RetryLater       retryable (429/503/5xx/connection); carries delay
 ├── BrokerUnavailable    Redis/broker cannot be reached
+├── NothingChanged       a sitemap read with a changed-since date: no page is newer
 ├── NotifyError          a notification not delivered (retried); carries the status
 └── WebhookError         a webhook refused; carries the HTTP status to answer
 """
@@ -78,6 +79,10 @@ class NotifyError(WarmingError):
     def __init__(self, message: str, *, status: int | None = None) -> None:
         super().__init__(message)
         self.status = status
+
+
+class NothingChanged(WarmingError):
+    """A sitemap whose pages all have a lastmod older than the changed-since date."""
 
 
 class WebhookError(WarmingError):

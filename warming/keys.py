@@ -73,3 +73,13 @@ KOMBU_UNACKED = "unacked"
 
 # How many batch ids `warming:recent` keeps (about 1 MB of Redis).
 RECENT_KEEP = 10_000
+
+# Hash: a schedule's last run (when, the batch it made, or why it made none); read by
+# `warming schedules` and, for changed_only, by the next run.
+SCHEDULE = PREFIX + "schedule:{name}"
+# String (SET NX EX): claims one run of a schedule, so a second message for it (a second
+# beat, a redelivery) makes no second batch.
+SCHEDULE_CLAIM = PREFIX + "schedule:{name}:claim"
+# RedBeat's keys (entries, the due-time sorted set "<prefix>:schedule", the beat lock
+# "<prefix>:lock"): under ours, so a shared Redis shows them with the rest.
+REDBEAT_PREFIX = PREFIX + "redbeat:"

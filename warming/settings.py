@@ -27,6 +27,8 @@ from warming import defaults
 from warming.cdnsettings import CdnSettings as CdnSettings
 from warming.errors import ConfigError
 from warming.opssettings import LogSettings, MetricsSettings, NotifySettings, ReportSettings
+from warming.schedulesettings import ScheduleSettings as ScheduleSettings
+from warming.schedulesettings import parse_duration_s as parse_duration_s
 
 # How urgent a batch is: "high" (webhooks, interactive CLI), "normal", or "bulk"
 # (sitemaps, files, schedules), whose prefetches use their own queue.
@@ -301,6 +303,19 @@ class Settings(BaseSettings):
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     report: ReportSettings = Field(default_factory=ReportSettings)
     notify: NotifySettings = Field(default_factory=NotifySettings)
+    schedules: list[ScheduleSettings] = Field(default_factory=list)
+
+    @field_validator("schedules")
+    @classmethod
+    def _unique_schedules(cls, v: list[ScheduleSettings]) -> list[ScheduleSettings]:
+        names = [s.name for s in v]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"schedule names must be unique; repeated: {', '.join(dup)}")
+        return v
+
+    def schedule(self, name: str) -> ScheduleSettings | None:
+        return next((s for s in self.schedules if s.name == name), None)
 
     @field_validator("pops")
     @classmethod

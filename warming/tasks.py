@@ -27,6 +27,7 @@ from warming.stages import notify as notify_stage
 from warming.stages import observe, phases, trailing
 from warming.stages import prefetch as prefetch_stage
 from warming.stages import purge as purge_stage
+from warming.stages import schedule as schedule_stage
 from warming.stages import verify as verify_stage
 from warming.stages.outcome import Continue, Done, Failed, Outcome, RetryIn
 from warming.stages.watchdog import Watchdog
@@ -182,3 +183,9 @@ def stop_watchdog(**_: Any) -> None:
     if _watchdog is not None:
         _watchdog.stop()
         _watchdog = None
+
+
+@_task(T.RUN_SCHEDULE)
+def run_schedule(self: WarmingTask, name: str) -> str:
+    """One run of `[[schedules]]` entry `name` (sent by Celery beat): its batch id, or why none."""
+    return schedule_stage.run(self.rt, name)

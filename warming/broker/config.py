@@ -11,8 +11,10 @@ and then sets what differs (the project's `celeryconfig.py` is that module).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 
+from celery.schedules import crontab
 from kombu import Queue  # type: ignore[attr-defined]
 
 from warming import defaults
@@ -21,7 +23,7 @@ from warming.broker import tasknames as T
 from warming.broker.resultbackend import backend_url
 from warming.errors import ConfigError
 from warming.rediskit import CLIENT_OPTIONS
-from warming.settings import Settings
+from warming.settings import ScheduleSettings, Settings
 
 # Crash safety: a task's message is acknowledged only after it ran, and a task whose
 # worker died is requeued, not failed (a failed header task would fail the chord).
@@ -132,4 +134,38 @@ def from_settings(settings: Settings) -> dict[str, Any]:
     out["task_annotations"] = (
         {T.PREFETCH.name: {"rate_limit": per_worker.celery()}} if per_worker else {}
     )
+    out.update(beat(settings, broker_url))
     return out
+
+
+def beat(settings: Settings, broker_url: str) -> dict[str, Any]:
+    """Celery beat with RedBeat: `[[schedules]]` kept in Redis, one beat at a time.
+
+    RedBeat's lock lets only one `celery -A warming beat` send anything; a second one
+    waits for the lock and takes over within BEAT_LOCK_TIMEOUT_S if the first dies.
+    """
+    return {
+        "beat_scheduler": "redbeat.RedBeatScheduler",
+        "redbeat_redis_url": broker_url,
+        "redbeat_key_prefix": K.REDBEAT_PREFIX,
+        "redbeat_lock_timeout": defaults.BEAT_LOCK_TIMEOUT_S,
+        "beat_max_loop_interval": defaults.BEAT_MAX_LOOP_INTERVAL_S,
+        "beat_schedule": {
+            s.name: {
+                "task": T.RUN_SCHEDULE.name,
+                "schedule": _when(s),
+                "args": (s.name,),
+                "options": {"queue": T.RUN_SCHEDULE.queue},
+            }
+            for s in settings.schedules
+        },
+    }
+
+
+def _when(s: ScheduleSettings) -> Any:
+    if s.every_s is not None:
+        return timedelta(seconds=s.every_s)
+    minute, hour, day, month, weekday = (s.cron or "").split()
+    return crontab(
+        minute=minute, hour=hour, day_of_month=day, month_of_year=month, day_of_week=weekday
+    )

@@ -61,12 +61,16 @@ VERIFY = TaskSpec("warming.verify", Q_VERIFY)
 FLUSH_TRAILING = TaskSpec("warming.flush_trailing", Q_CONTROL)
 # A batch ended: tell Slack or a callback (retried with backoff, never on a batch's path).
 NOTIFY = TaskSpec("warming.notify", Q_CONTROL)
+# A batch ended: one task whose state in Flower is the batch's (FAILURE names the pairs).
+BATCH_RESULT = TaskSpec("warming.batch_result", Q_CONTROL)
+# Sent by Celery beat (RedBeat) for a `[[schedules]]` entry; builds and publishes its batch.
+RUN_SCHEDULE = TaskSpec("warming.run_schedule", Q_CONTROL)
 
 # Tasks that are not part of a batch's pipeline.
-_OPS = (NOTIFY,)
+_OPS = (NOTIFY, BATCH_RESULT)
 
 TASKS: dict[str, TaskSpec] = {
-    t.name: t for t in (PURGE, LAUNCH_SLICE, PREFETCH, VERIFY, FLUSH_TRAILING)
+    t.name: t for t in (PURGE, LAUNCH_SLICE, PREFETCH, VERIFY, FLUSH_TRAILING, RUN_SCHEDULE)
 }
 TASKS.update((t.name, t) for t in _OPS)
 

@@ -13,7 +13,7 @@ import redis
 
 from warming.batch import report as reports
 from warming.batch.publish import WarmRequest, publish, select
-from warming.cli import batches, config, dryrun
+from warming.cli import batches, config, dryrun, schedules
 from warming.cli.embedded import running
 from warming.cli.show import wait
 from warming.errors import BrokerUnavailable, ConfigError, WarmingError
@@ -23,6 +23,7 @@ from warming.settings import Settings, load_settings
 from warming.sources.filter import Dropped
 from warming.sources.lists import from_file, from_sitemap
 from warming.sources.sitemaps import parse_since
+from warming.stages import schedule
 
 EXIT_OK, EXIT_NOT_ALL_HIT, EXIT_USAGE = 0, 1, 2
 
@@ -69,6 +70,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--workers", type=int, default=1, help="shim processes sharing the port")
     sub.add_parser("demo", help="the whole system on this machine, with a local site and edges")
     batches.add_parser(sub)
+    sc = sub.add_parser("schedules", help="each [[schedules]] entry, its last and next run")
+    sc.add_argument("--json", action="store_true")
     c = sub.add_parser("config", help="the configuration file's schema, the effective settings")
     c.add_argument("what", choices=["schema", "show"])
     return p
@@ -102,6 +105,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _warm(settings, args)
         if args.command == "report":
             return _report(settings, args)
+        if args.command == "schedules":
+            print(schedules.render(schedule.status(use(settings)), args.json))
+            return EXIT_OK
         if args.command == "batches":
             return batches.run(settings, args)
         from warming.shim.serving import serve

@@ -10,7 +10,6 @@ site's public address itself.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -31,9 +30,9 @@ from usp.web_client.abstract_client import (
     WebClientErrorResponse,
 )
 
-from warming.errors import RejectedURL, RetryLater, WarmingError
+from warming.errors import NothingChanged, RejectedURL, RetryLater, WarmingError
 from warming.pop.client import PopClient
-from warming.settings import PopSettings
+from warming.settings import PopSettings, parse_duration_s
 from warming.sources.filter import Dropped, URLFilter
 
 # The sitemap protocol caps one file at 50,000 URLs and 50 MB; an index nests one level
@@ -41,9 +40,6 @@ from warming.sources.filter import Dropped, URLFilter
 MAX_SITEMAP_URLS = 1_000_000
 MAX_SITEMAP_DEPTH = 2
 MAX_SITEMAP_BYTES = 100 * 1024 * 1024
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
-_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
 @dataclass
@@ -63,9 +59,9 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
     A date without a zone is UTC. ValueError says what is accepted.
     """
     now = now or datetime.now(UTC)
-    m = _DURATION.match(text)
-    if m:
-        return now - timedelta(seconds=float(m.group(1)) * _UNIT[m.group(2)])
+    seconds = parse_duration_s(text)
+    if seconds is not None:
+        return now - timedelta(seconds=seconds)
     try:
         when = datetime.fromisoformat(text.strip())
     except ValueError:
@@ -122,7 +118,7 @@ def read(
     if seen == 0:
         raise WarmingError(f"sitemap {top} gives no URL: {_empty(root, out.dropped)}")
     if not out.urls:
-        raise WarmingError(
+        raise NothingChanged(
             f"sitemap {top}: none of its {seen:,} URLs changed since {cutoff:%Y-%m-%d %H:%M} UTC"
         )
     return out
