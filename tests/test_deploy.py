@@ -29,7 +29,10 @@ def test_compose_has_every_role_with_a_real_command() -> None:
     _parser().parse_args(shim[1:])  # the CLI accepts exactly these arguments
     worker = services["worker"]["command"]
     assert worker[:4] == ["celery", "-A", "warming", "worker"] and "-E" in worker
-    assert "--basic-auth" in " ".join(services["flower"]["command"])
+    # Flower's credentials come from its environment, never argv (`ps` shows argv).
+    flower = services["flower"]
+    assert "basic-auth" not in " ".join(flower["command"]).lower()
+    assert "FLOWER_BASIC_AUTH" in flower["environment"]
     redis_cmd = " ".join(services["redis"]["command"])
     assert "--appendonly yes" in redis_cmd and "noeviction" in redis_cmd
     assert services["worker"]["stop_grace_period"] == "60s"
@@ -53,6 +56,11 @@ def test_systemd_units_verify(tmp_path: Path) -> None:
         text = re.sub(r"^(User|Group)=.*$", r"\1=root", text, flags=re.M)
         text = re.sub(r"^EnvironmentFile=.*$", "", text, flags=re.M)
         assert "ExecStart=" in text
+        if "flower" in unit.name:
+            start = next(x for x in text.splitlines() if x.startswith("ExecStart="))
+            assert "basic-auth" not in start and "EnvironmentFile=/etc/warming/flower.env" in (
+                unit.read_text()
+            )
         tmp = tmp_path / unit.name
         tmp.write_text(text)
         res = subprocess.run([tool, "verify", str(tmp)], capture_output=True, text=True)

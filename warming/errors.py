@@ -9,6 +9,7 @@ WarmingError
 ├── BrokerUnavailable    Redis/broker cannot be reached
 ├── NothingChanged       a sitemap read with a changed-since date: no page is newer
 ├── NotifyError          a notification not delivered (retried); carries the status
+├── NotAllHit            a finished batch with pairs that are not HITs (Flower's FAILURE)
 └── WebhookError         a webhook refused; carries the HTTP status to answer
 """
 
@@ -83,6 +84,16 @@ class NotifyError(WarmingError):
 
 class NothingChanged(WarmingError):
     """A sitemap whose pages all have a lastmod older than the changed-since date."""
+
+
+class NotAllHit(WarmingError):
+    """A finished batch with pairs that are not fresh HITs; its message names them."""
+
+    # batch_id has a default: Celery rebuilds an exception from its args alone (else it
+    # reports the nearest base that it can rebuild, and `throws=` no longer matches).
+    def __init__(self, message: str, batch_id: str = "") -> None:
+        super().__init__(message)
+        self.batch_id = batch_id
 
 
 class WebhookError(WarmingError):

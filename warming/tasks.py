@@ -19,10 +19,11 @@ from celery.signals import after_setup_logger, worker_init, worker_ready, worker
 from warming import defaults
 from warming.broker import tasknames as T
 from warming.broker.app import app
-from warming.errors import BrokerUnavailable, ConfigError
+from warming.errors import BrokerUnavailable, ConfigError, NotAllHit
 from warming.ops import logs, metrics
 from warming.rediskit import check_server
 from warming.runtime import Runtime, current
+from warming.stages import ended as ended_stage
 from warming.stages import notify as notify_stage
 from warming.stages import observe, phases, trailing
 from warming.stages import prefetch as prefetch_stage
@@ -109,6 +110,19 @@ def notify(self: WarmingTask, batch_id: str, channel: str, attempt: int = 0) -> 
     """Tell `channel` (slack, callback) that the batch ended; retried with backoff."""
     out = notify_stage.notify(self.rt, batch_id, channel, attempt)
     return self.follow(out, (batch_id, channel), {"attempt": attempt})
+
+
+@app.task(
+    name=T.BATCH_RESULT.name,
+    ignore_result=True,
+    base=WarmingTask,
+    throws=(NotAllHit,),  # expected: logged in one line, no traceback
+    **T.COMMON,
+)
+def batch_result(self: WarmingTask, batch_id: str) -> str:
+    """The batch's outcome as a task's: SUCCESS if every pair is a HIT, else FAILURE
+    (NotAllHit naming the pairs and their reasons), so Flower shows a failed pair."""
+    return ended_stage.result(self.rt, batch_id)
 
 
 @_task(T.FLUSH_TRAILING)

@@ -1,4 +1,4 @@
-"""What happens once a batch has ended: its log lines, metrics and notifications.
+"""What happens once a batch has ended: its log lines, metrics, notices and Flower's task.
 
 Called by whoever finished the batch (`store.finish()` returned True: exactly once per
 batch), after the verdicts are final. Nothing here may hold up or break the pipeline:
@@ -11,6 +11,7 @@ import logging
 
 from warming.batch.report import build
 from warming.broker import tasknames as T
+from warming.errors import NotAllHit
 from warming.ops import logs, metrics
 from warming.ops import notify as notices
 from warming.runtime import Runtime
@@ -20,7 +21,7 @@ log = logging.getLogger(__name__)
 
 
 def ended(rt: Runtime, batch_id: str) -> None:
-    """Log the batch's lines, count it, and queue its notices (`notify.on`)."""
+    """Log the batch's lines, count it, queue its result task and notices (`notify.on`)."""
     try:
         report = build(rt.store, batch_id)
         if report is None:
@@ -30,8 +31,33 @@ def ended(rt: Runtime, batch_id: str) -> None:
         for r in report["results"]:
             if r["outcome"] != "hit":
                 logs.pair_failed(batch_id, r)
+        rt.canvas.send(T.BATCH_RESULT, (batch_id,))
         if notices.wanted(rt.settings.notify.on, report):
             for channel in channels(rt):
                 rt.canvas.send(T.NOTIFY, (batch_id, channel))
     except Exception:  # an operator's aid must never fail a batch
         log.exception("after batch %s ended", batch_id)
+
+
+# Pairs a result names: Flower shows the whole message in its task list.
+_NAMED = 10
+
+
+def result(rt: Runtime, batch_id: str) -> str:
+    """The `batch_result` task: a line if every pair is a fresh HIT, else NotAllHit."""
+    report = build(rt.store, batch_id)
+    if report is None:
+        return "expired"
+    c = report["counts"]
+    if report["state"] == "done" and c["total"] and c["hit"] == c["total"]:
+        return f"{c['hit']} of {c['total']} pairs a fresh HIT"
+    bad = [r for r in report["results"] if r["outcome"] != "hit"]
+    named = "; ".join(
+        f"{r['outcome']} {r['url']} at {r['pop']}: {r.get('error') or 'no reason'}"
+        for r in bad[:_NAMED]
+    )
+    more = f"; and {len(bad) - _NAMED} more" if len(bad) > _NAMED else ""
+    head = f"batch {batch_id} {report['state']}: {len(bad)} of {c['total']} pairs not a HIT"
+    if report.get("error"):
+        head += f" ({report['error']})"
+    raise NotAllHit(f"{head}: {named}{more}" if named else head, batch_id=batch_id)
