@@ -212,3 +212,10 @@ SCHEDULE_CLAIM_CRON_S = 30
 # beat holding it extends it on every tick (beat_max_loop_interval, below).
 BEAT_LOCK_TIMEOUT_S = 30
 BEAT_MAX_LOOP_INTERVAL_S = 5
+
+# -- traffic-ranked URLs (warm --analytics, warming/sources/traffic.py) --
+# The 100 most visited pages go first (the high queue, beside webhooks); the next 900 before
+# any bulk work; the long tail as bulk. Most sites' traffic is concentrated in the first few
+# hundred pages.
+TRAFFIC_HIGH = 100
+TRAFFIC_NORMAL = 1000

@@ -234,6 +234,13 @@ class WebhookSettings(_Strict):
         return self.secrets if own is None or own.secrets is None else own.secrets
 
 
+class TrafficSettings(_Strict):
+    """`[traffic]`: the rank bands of `warm --analytics` (1..high: high, ..normal: normal)."""
+
+    high: int = Field(default=defaults.TRAFFIC_HIGH, ge=0)
+    normal: int = Field(default=defaults.TRAFFIC_NORMAL, ge=0)
+
+
 class RouteSettings(_Strict):
     """A content type's URLs: a changed blog post warms /blog/{slug}, /blog and /."""
 
@@ -304,6 +311,7 @@ class Settings(BaseSettings):
     report: ReportSettings = Field(default_factory=ReportSettings)
     notify: NotifySettings = Field(default_factory=NotifySettings)
     schedules: list[ScheduleSettings] = Field(default_factory=list)
+    traffic: TrafficSettings = Field(default_factory=TrafficSettings)
 
     @field_validator("schedules")
     @classmethod

@@ -87,7 +87,7 @@ def test_dry_run_prints_the_plan_and_sends_nothing(
     assert text.returncode == 0, text.stderr
     out = text.stdout
     assert out.startswith("dry run: nothing purged, warmed or stored\n")
-    assert "3 URLs x 2 PoPs x 2 variants = 12 pairs; priority high, purge yes" in out
+    assert "3 URLs x 2 PoPs x 2 variants = 12 pairs; priority bulk, purge yes" in out
     assert "estimated time at limits.prefetch = 100/s: 3.0 s to warm, up to 6.0 s" in out
     assert f"  {SITE}/d: over --limit 3\n" in out
 

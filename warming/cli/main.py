@@ -13,7 +13,7 @@ import redis
 
 from warming.batch import report as reports
 from warming.batch.publish import WarmRequest, publish, select
-from warming.cli import batches, config, dryrun, schedules
+from warming.cli import batches, config, dryrun, ranked, schedules
 from warming.cli.embedded import running
 from warming.cli.show import wait
 from warming.errors import BrokerUnavailable, ConfigError, WarmingError
@@ -36,6 +36,14 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("--sitemap", action="append", default=[], metavar="URL")
     w.add_argument("--file", action="append", default=[], metavar="PATH")
     w.add_argument("--tag", action="append", default=[], metavar="KEY")
+    w.add_argument(
+        "--analytics",
+        metavar="FILE",
+        help="an analytics CSV export (GA4, Plausible, Matomo) or access log: rank by hits",
+    )
+    w.add_argument(
+        "--top", type=_positive, metavar="N", help="with --analytics: the N most visited"
+    )
     w.add_argument(
         "--changed-since",
         metavar="DURATION|DATE",
@@ -142,6 +150,14 @@ def _unreachable(broker: str, why: BaseException) -> int:
 
 
 def _warm(settings: Settings, args: argparse.Namespace) -> int:
+    if args.analytics:
+        if args.urls or args.file or args.sitemap or args.tag:
+            print("warming warm: --analytics warms its own ranked URLs only", file=sys.stderr)
+            return EXIT_USAGE
+        return ranked.warm(settings, args)
+    if args.top:
+        print("warming warm: --top ranks --analytics; use --limit for others", file=sys.stderr)
+        return EXIT_USAGE
     urls = list(args.urls)
     for path in args.file:
         urls += from_file(path)
