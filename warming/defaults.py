@@ -219,3 +219,9 @@ BEAT_MAX_LOOP_INTERVAL_S = 5
 # hundred pages.
 TRAFFIC_HIGH = 100
 TRAFFIC_NORMAL = 1000
+
+# -- warm --after-deploy (warming/sources/deploy.py) --
+# A deploy that has not reached the origin in 10 minutes has failed or stalled: say so.
+DEPLOY_TIMEOUT_S = 600.0
+# One small request every 5 s: cheap for the origin, and a minute's rollout is seen soon.
+DEPLOY_POLL_S = 5.0

@@ -25,6 +25,7 @@ from pydantic_settings import (
 
 from warming import defaults
 from warming.cdnsettings import CdnSettings as CdnSettings
+from warming.deploysettings import DeploySettings
 from warming.errors import ConfigError
 from warming.opssettings import LogSettings, MetricsSettings, NotifySettings, ReportSettings
 from warming.schedulesettings import ScheduleSettings as ScheduleSettings
@@ -312,6 +313,7 @@ class Settings(BaseSettings):
     notify: NotifySettings = Field(default_factory=NotifySettings)
     schedules: list[ScheduleSettings] = Field(default_factory=list)
     traffic: TrafficSettings = Field(default_factory=TrafficSettings)
+    deploy: DeploySettings = Field(default_factory=DeploySettings)
 
     @field_validator("schedules")
     @classmethod

@@ -20,6 +20,7 @@ from warming.errors import BrokerUnavailable, ConfigError, WarmingError
 from warming.rediskit import redacted, unreachable
 from warming.runtime import Runtime, use
 from warming.settings import Settings, load_settings
+from warming.sources.deploy import wait_for_build
 from warming.sources.filter import Dropped
 from warming.sources.lists import from_file, from_sitemap
 from warming.sources.sitemaps import parse_since
@@ -65,6 +66,14 @@ def _parser() -> argparse.ArgumentParser:
         "--priority",
         choices=["high", "normal", "bulk"],
         help="prefetch queue (default: bulk with --sitemap or --file, else high)",
+    )
+    w.add_argument(
+        "--after-deploy",
+        nargs="?",
+        const="",
+        metavar="VERSION",
+        help="first wait until the origin serves this build (or, without VERSION, a new one); "
+        "see deploy.version_url",
     )
     w.add_argument("--no-purge", action="store_true")
     w.add_argument("--wait", action="store_true", help="show progress, end with the report")
@@ -150,6 +159,15 @@ def _unreachable(broker: str, why: BaseException) -> int:
 
 
 def _warm(settings: Settings, args: argparse.Namespace) -> int:
+    if args.after_deploy is not None and not args.dry_run:
+        rt = Runtime(settings)
+        wait_for_build(
+            settings,
+            rt.client,
+            rt.url_filter,
+            args.after_deploy or None,
+            say=lambda line: print(f"warming: {line}", file=sys.stderr),
+        )
     if args.analytics:
         if args.urls or args.file or args.sitemap or args.tag:
             print("warming warm: --analytics warms its own ranked URLs only", file=sys.stderr)
