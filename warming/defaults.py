@@ -172,8 +172,8 @@ NEXTJS_SECRET_PARAM = "secret"
 PURGE_POLL_S = 10.0
 
 # -- operating it (warming/ops/; README "Operating it") --
-# INFO: a line per finished batch and per failed pair is what an operator asked for; the
-# warming loggers get this level whatever the worker's --loglevel says.
+# The shim's level when `log.level` is unset: its line per request is INFO. Workers follow
+# their `-l` (deploy/ runs them with INFO), embedded runs stay at the CLI's WARNING.
 LOG_LEVEL: Final = "INFO"
 # Workers' /metrics listens on every interface: Prometheus scrapes from another host.
 METRICS_HOST = "0.0.0.0"

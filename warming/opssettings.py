@@ -26,7 +26,8 @@ class LogSettings(_Strict):
     """`[log]`: the workers' and the shim's log lines."""
 
     format: Literal["text", "json"] = "text"
-    level: Level = defaults.LOG_LEVEL
+    # None: the process's own (a worker's `-l`; the shim: LOG_LEVEL; embedded runs: WARNING).
+    level: Level | None = None
 
 
 class MetricsSettings(_Strict):

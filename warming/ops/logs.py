@@ -58,12 +58,17 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, default=str)
 
 
-def configure(settings: LogSettings, root: logging.Logger | None = None) -> None:
-    """Give warming's loggers their level, and JSON lines to every root handler if asked.
+def configure(
+    settings: LogSettings, root: logging.Logger | None = None, default: str | None = None
+) -> None:
+    """Give warming's loggers `log.level` (else `default`, else the process's own level),
+    and JSON lines to every root handler if asked.
 
     Celery and uvicorn install their own handlers first; this only changes formatters.
     """
-    logging.getLogger("warming").setLevel(settings.level)
+    level = settings.level or default
+    if level:
+        logging.getLogger("warming").setLevel(level)
     root = root or logging.getLogger()
     if not root.handlers:
         root.addHandler(logging.StreamHandler())

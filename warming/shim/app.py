@@ -371,5 +371,5 @@ def create_app(rt: Runtime) -> FastAPI:
 def app_from_environment() -> FastAPI:
     """The app factory each `warming serve --workers N` process calls (warming.shim.serving)."""
     settings = load_settings()
-    logs.configure(settings.log)
+    logs.configure(settings.log, default=defaults.LOG_LEVEL)
     return create_app(use(settings))

@@ -25,6 +25,7 @@ from multiprocessing.context import SpawnProcess
 from types import FrameType
 from typing import Any
 
+from warming import defaults
 from warming.errors import WarmingError
 from warming.ops import logs, metrics
 from warming.rediskit import check_server
@@ -53,7 +54,7 @@ def serve(rt: Runtime, host: str, port: int, workers: int = 1) -> int:
     # Fail now, in one line, if Redis is unreachable or too old for the accept script: a
     # shim answering 503 (or 500) to every webhook would only look alive.
     check_server(rt.redis)
-    logs.configure(rt.settings.log)
+    logs.configure(rt.settings.log, default=defaults.LOG_LEVEL)
     # Before the app (its metrics) and any child: they all count into this directory.
     metrics.fresh_dir()
     app = create_app(rt)  # a bad [[routes]] template fails here, before any fork
