@@ -39,6 +39,10 @@ class ScheduleSettings(BaseModel):
     file: str | None = None  # one URL or path a line, read on the worker at each run
     tags: list[str] = Field(default_factory=list)
     urls: list[str] = Field(default_factory=list)  # URLs or paths
+    # An analytics CSV export or access log, read on the worker at each run: its `top`
+    # most visited URLs (all without `top`), most visited first.
+    analytics: str | None = None
+    top: int | None = Field(default=None, ge=1)
     priority: Literal["high", "normal", "bulk"] = defaults.SCHEDULE_PRIORITY
     purge: bool = defaults.SCHEDULE_PURGE
     # Sitemaps: only pages whose lastmod is after the previous run (all on the first run).
@@ -79,8 +83,8 @@ class ScheduleSettings(BaseModel):
     def _when_and_what(self) -> ScheduleSettings:
         if (self.cron is None) == (self.every is None):
             raise ValueError("needs exactly one of cron or every")
-        if not (self.sitemap or self.file or self.tags or self.urls):
-            raise ValueError("needs something to warm: sitemap, file, tags or urls")
+        if not (self.sitemap or self.file or self.tags or self.urls or self.analytics):
+            raise ValueError("needs something to warm: sitemap, file, tags, urls or analytics")
         return self
 
     @property

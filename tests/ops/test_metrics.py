@@ -6,6 +6,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -115,3 +116,21 @@ def test_the_alert_rules_pass_promtool() -> None:
         text=True,
     )
     assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_the_multiprocess_directory_goes_with_its_owner_not_a_child() -> None:
+    code = (
+        "import os, sys\n"
+        "from warming.ops import metrics\n"
+        "path = metrics.fresh_dir()\n"
+        "print(path, flush=True)\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    sys.exit(0)  # a prefork child exiting runs atexit too\n"
+        "os.waitpid(pid, 0)\n"
+        "print(os.path.isdir(path), flush=True)\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    path, alive_after_child = res.stdout.split()
+    assert alive_after_child == "True", res.stderr
+    assert not Path(path).exists()  # the owner exited: removed

@@ -212,3 +212,31 @@ def test_changed_only_warms_what_changed_since_the_last_run(
     plan = json.loads(r.hget(K.BATCH.format(id=third), "plan") or b"{}")
     # /c/2's lastmod is after the previous run; /c/3 has none, so it may have changed.
     assert set(plan["urls"]) == {SITE + "/c/2", SITE + "/c/3"}
+
+
+def test_an_analytics_schedule_warms_its_top_urls_most_visited_first(
+    config: Path, redis_url: str, tmp_path: Path
+) -> None:
+    log = tmp_path / "access.log"
+    log.write_text(
+        "".join(
+            f'198.51.100.7 - - [01/Dec/2026:10:00:00 +0000] "GET {p} HTTP/1.1" 200 9 "-" "UA"\n'
+            for p, n in {"/t/low": 1, "/t/top": 4, "/t/mid": 2}.items()
+            for _ in range(n)
+        )
+    )
+    extra = f'\n[[schedules]]\nname = "top"\nevery = "1d"\nanalytics = "{log}"\ntop = 2\n'
+    config.write_text(config.read_text() + extra)
+    os.environ["WARMING_CONFIG"] = str(config)
+    try:
+        rt = use(load_settings())
+    finally:
+        del os.environ["WARMING_CONFIG"]
+    batch_id = schedule.run(rt, "top")
+    r = redis.Redis.from_url(redis_url)
+    plan = json.loads(r.hget(K.BATCH.format(id=batch_id), "plan") or b"{}")
+    assert plan["urls"] == [SITE + "/t/top", SITE + "/t/mid"]
+    assert plan["priority"] == "bulk"
+    assert _batches(redis_url)[batch_id] == {"source": "schedule", "schedule": "top"}
+    rows = {row["name"]: row for row in schedule.status(rt)}
+    assert rows["top"]["what"] == f"top 2 of {log}" and rows["top"]["last_batch_id"] == batch_id

@@ -14,8 +14,10 @@ tests pay nothing.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
+import shutil
 import tempfile
 from collections import Counter as Tally
 from collections.abc import Callable, Iterator, Mapping
@@ -90,10 +92,19 @@ _m: _Metrics | None = None
 
 
 def fresh_dir() -> str:
-    """Give this process tree its own, empty multiprocess directory (before any fork)."""
+    """Give this process tree its own, empty multiprocess directory (before any fork).
+
+    Removed when the process that made it exits (not when a forked child does).
+    """
     path = tempfile.mkdtemp(prefix="warming-metrics-")
     os.environ[ENV] = path
+    atexit.register(_remove, path, os.getpid())
     return path
+
+
+def _remove(path: str, owner: int) -> None:
+    if os.getpid() == owner:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def start() -> None:

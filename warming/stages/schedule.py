@@ -25,6 +25,7 @@ from warming.runtime import Runtime
 from warming.settings import ScheduleSettings
 from warming.sources.filter import Dropped
 from warming.sources.lists import from_file, from_sitemap
+from warming.sources.traffic import rank
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,10 @@ def request(rt: Runtime, s: ScheduleSettings, since: datetime | None) -> WarmReq
     dropped: list[Dropped] = []
     if s.file:
         urls += from_file(s.file)
+    if s.analytics:
+        ranked = rank(s.analytics, rt.url_filter)
+        urls += ranked.urls[: s.top] if s.top else ranked.urls
+        dropped += ranked.dropped
     if s.sitemap:
         pop = next((p for p in rt.settings.pops if p.tier != "shield"), rt.settings.pops[0])
         sitemap = from_sitemap(rt.client, pop, s.sitemap, rt.url_filter, since)
@@ -143,4 +148,5 @@ def _what(s: ScheduleSettings) -> str:
     parts += [f"file {s.file}"] if s.file else []
     parts += [f"tags {', '.join(s.tags)}"] if s.tags else []
     parts += [f"{len(s.urls)} URLs"] if s.urls else []
+    parts += [f"top {s.top or 'all'} of {s.analytics}"] if s.analytics else []
     return "; ".join(parts)
