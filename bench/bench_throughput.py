@@ -210,6 +210,10 @@ def run_warming(
         "min_rate_after_1s": min(rates) if rates else None,
         "rate_per_s": rates,
         "max_in_any_1s": max_in_window([h.t for h in ours])[0] if ours else 0,
+        "max_in_any_1s_at_s": round(max_in_window([h.t for h in ours])[1] - started, 2)
+        if ours
+        else None,
+        "by_method": dict(Counter(h.method for h in ours)),
         "redis_bytes_per_pair": round((after - before) / max(1, c["total"])),
         "redis_keys": dict(keys.most_common(8)),
         "redis_bytes_per_pair_by_kind": {

@@ -17,7 +17,7 @@ import random
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -81,6 +81,7 @@ class ClusterLimiter:
         self._factor_key = self._key + ":factor"
         self._interval_us = rate.period_s / rate.count * 1e6
         self._script = redis.register_script(lua.source("reserve"))
+        self._many = redis.register_script(lua.source("reserve_many"))
         # How far this process's clock is ahead of Redis's, plus the quickest reply seen:
         # the least of the recent (clock at reply - Redis's clock in the script).
         self._lags: deque[float] = deque(maxlen=_LAG_SAMPLES)
@@ -115,6 +116,31 @@ class ClusterLimiter:
         """
         self._lags.append(wall - redis_now)
         return mono - (wall - (redis_now + min(self._lags)))
+
+    def reserve_with(
+        self, pops: Sequence[ClusterLimiter | None], max_wait_s: float
+    ) -> tuple[bool, float, list[float]]:
+        """A slot for each of len(`pops`) requests under this limit and its own PoP limit.
+
+        One script, one round trip: each request gets the first slot that both limits
+        have free. Returns (reserved, seconds until the last slot, when each slot starts
+        on time.monotonic). Nothing is reserved when the last slot is past `max_wait_s`.
+        """
+        distinct = list(dict.fromkeys(p for p in pops if p is not None))
+        number = {id(p): j + 1 for j, p in enumerate(distinct)}
+        keys = [self._key, self._factor_key]
+        for p in distinct:
+            keys += [p._key, p._factor_key]
+        args: list[float | int] = [
+            self._interval_us, max_wait_s * 1e6, int(FACTOR_IDLE_TTL_S * 1000), len(distinct),
+            *(p._interval_us for p in distinct),
+            *(number[id(p)] if p is not None else 0 for p in pops),
+        ]  # fmt: skip
+        ok, last_us, now_us, *waits_us = self._many(keys=keys, args=args)
+        wall, mono = time.time(), time.monotonic()
+        at = self._clock(int(now_us) / 1e6, wall, mono)
+        metrics.limiter_wait(self.name, int(last_us) / 1e6)
+        return bool(ok), int(last_us) / 1e6, [at + int(w) / 1e6 for w in waits_us]
 
     def acquire(self, max_wait_s: float, sleep: Callable[[float], None] = time.sleep) -> Grant:
         """Reserve, then sleep until the slot if one was reserved."""

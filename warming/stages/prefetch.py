@@ -93,8 +93,11 @@ def prefetch(
     idx = sorted(attempts)
     pairs = [in_slice[i] for i in idx]
     warm: dict[Pair, WarmRecord] = {}
+    t0 = time.monotonic()
     try:
-        at = reserve(rt, plan, pairs, defaults.MAX_LIMITER_WAIT_S)
+        futures = paced(
+            rt, plan, pairs, lambda p: partial(fetch, rt, plan, p, MAX_WAIT, warming=True)
+        )
     except Throttled as e:
         if waits < MAX_LIMITER_REQUEUES:
             again = [[i, attempts[i]] for i in idx]
@@ -102,9 +105,6 @@ def prefetch(
         for i, pair in zip(idx, pairs, strict=True):
             warm[pair] = failed_warm(pair, "gave up waiting for the rate limits", attempts[i])
         return _record(rt, plan, (phase, n, lo, in_slice), warm, {}, [])
-    t0 = time.monotonic()
-    try:
-        futures = paced(at, [partial(fetch, rt, plan, p, MAX_WAIT, warming=True) for p in pairs])
     except timeouts:
         for i, pair in zip(idx, pairs, strict=True):
             warm[pair] = failed_warm(pair, "timed out (soft time limit)", attempts[i] + 1)
@@ -142,20 +142,43 @@ def prefetch(
     return _record(rt, plan, (phase, n, lo, in_slice), warm, verdicts, retry, answers, waits)
 
 
-def paced(at: Sequence[float], calls: Sequence[Callable[[], Fetched]]) -> list[Future[Fetched]]:
-    """Hand each call to the request threads at its reserved slot (time.monotonic), in order.
+def paced(
+    rt: Runtime, plan: Plan, pairs: Sequence[Pair], call: Callable[[Pair], Callable[[], Fetched]]
+) -> list[Future[Fetched]]:
+    """Each pair's request, handed to the request threads at a slot reserved for it.
 
-    The slots are waited for here, not in the request threads: a thread asleep until its
-    slot would hold back requests whose slots have come, which then leave together, a
-    burst above the limit.
+    Slots are waited for here, not in the request threads (a thread asleep until its slot
+    would hold back others whose slots have come). A slot missed by more than
+    `defaults.SLOT_LATE_S` (a stalled process, a slow reply) is given up and a new one
+    reserved: sent late, it would leave together with on-time requests, a burst above
+    the limit. Raises Throttled when the first reservation finds no room in time.
     """
-    futures: list[Future[Fetched] | None] = [None] * len(calls)
-    for i in sorted(range(len(calls)), key=at.__getitem__):
-        delay = at[i] - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
-        futures[i] = pool().submit(calls[i])
-    return [f for f in futures if f is not None]
+    futures: dict[int, Future[Fetched]] = {}
+    todo = list(range(len(pairs)))
+    for round_ in range(defaults.SLOT_ROUNDS):
+        try:
+            at = reserve(rt, plan, [pairs[i] for i in todo], MAX_WAIT)
+        except Throttled as e:
+            if round_ == 0:
+                raise
+            for i in todo:  # the caller retries these like any throttled request
+                futures[i] = Future()
+                futures[i].set_exception(e)
+            break
+        late: list[int] = []
+        last_round = round_ + 1 == defaults.SLOT_ROUNDS
+        for j in sorted(range(len(todo)), key=at.__getitem__):
+            delay = at[j] - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            elif -delay > defaults.SLOT_LATE_S and not last_round:
+                late.append(todo[j])
+                continue
+            futures[todo[j]] = pool().submit(call(pairs[todo[j]]))
+        if not late:
+            break
+        todo = late
+    return [futures[i] for i in range(len(pairs))]
 
 
 def _result(future: Future[Fetched]) -> Fetched:
@@ -224,16 +247,15 @@ def verify_answers(
             need.append(pair)
     if not need:
         return out
+
+    # HEAD where the ETag is the proof of the payload: the body would only be read and dropped.
+    def check_call(p: Pair) -> Callable[[], Fetched]:
+        return partial(fetch, rt, plan, p, MAX_WAIT, warming=False, head=bool(warm[p].get("etag")))
+
     try:
-        at = reserve(rt, plan, need, defaults.MAX_LIMITER_WAIT_S)
+        futures = paced(rt, plan, need, check_call)
     except Throttled:
         return out
-    # HEAD where the ETag is the proof of the payload: the body would only be read and dropped.
-    calls = [
-        partial(fetch, rt, plan, p, MAX_WAIT, warming=False, head=bool(warm[p].get("etag")))
-        for p in need
-    ]
-    futures = paced(at, calls)
     for pair, future in zip(need, futures, strict=True):
         try:
             got = _result(future)

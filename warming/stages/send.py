@@ -9,7 +9,6 @@ PoP in trouble slows only the requests sent to it.
 from __future__ import annotations
 
 import time
-from collections import defaultdict
 from collections.abc import Sequence
 from contextlib import nullcontext
 
@@ -51,34 +50,15 @@ def send(rt: Runtime, plan: Plan, pair: Pair, max_wait_s: float, *, warming: boo
 def reserve(rt: Runtime, plan: Plan, pairs: Sequence[Pair], max_wait_s: float) -> list[float]:
     """When (time.monotonic) each of `pairs` may be sent, under every limit at once.
 
-    One reservation per PoP and one for the cluster, each a block of consecutive
-    slots (one round trip each, not one per request). Raises Throttled when a limit
-    has no room within `max_wait_s`; blocks already taken then go unused, which costs
-    those slots and nothing else.
+    One round trip for the whole block (`ClusterLimiter.reserve_with`): each request
+    gets the first slot free in both the cluster's limit and its PoP's. Raises Throttled
+    when the last slot is further out than `max_wait_s` (nothing is then reserved).
     """
-    # Slots are placed on Redis's clock (Grant.slots), so blocks of different processes
-    # never overlap however late a reply is read.
-    at = [time.monotonic()] * len(pairs)
-    by_pop: dict[str, list[int]] = defaultdict(list)
-    for i, pair in enumerate(pairs):
-        by_pop[pair.pop].append(i)
-    for name, idx in by_pop.items():
-        limiter = rt.pop_limiter(plan.pop(name))
-        if limiter is None:
-            continue
-        grant = limiter.reserve(max_wait_s, cost=len(idx))
-        if not grant.ok:
-            raise Throttled(grant.wait_s)
-        for i, slot in zip(idx, grant.slots(), strict=True):
-            at[i] = slot
-    grant = rt.prefetch_limiter.reserve(max_wait_s, cost=len(pairs))
-    if not grant.ok:
-        raise Throttled(grant.wait_s)
-    # The cluster's slots in order, to the pairs in the order their PoPs allow them.
-    order = sorted(range(len(pairs)), key=at.__getitem__)
-    for i, slot in zip(order, grant.slots(), strict=True):
-        at[i] = max(at[i], slot)
-    return at
+    pops = {name: rt.pop_limiter(plan.pop(name)) for name in {p.pop for p in pairs}}
+    ok, last_s, slots = rt.prefetch_limiter.reserve_with([pops[p.pop] for p in pairs], max_wait_s)
+    if not ok:
+        raise Throttled(last_s)
+    return slots
 
 
 def fetch(
