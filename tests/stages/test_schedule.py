@@ -240,3 +240,28 @@ def test_an_analytics_schedule_warms_its_top_urls_most_visited_first(
     assert _batches(redis_url)[batch_id] == {"source": "schedule", "schedule": "top"}
     rows = {row["name"]: row for row in schedule.status(rt)}
     assert rows["top"]["what"] == f"top 2 of {log}" and rows["top"]["last_batch_id"] == batch_id
+
+
+def test_the_waiting_beat_takes_over_when_the_one_sending_dies(
+    config: Path, redis_url: str, tmp_path: Path
+) -> None:
+    first = Beat(config, tmp_path / "first.log")
+    end = time.monotonic() + 20
+    while "Sending due task often" not in first.log() and time.monotonic() < end:
+        time.sleep(0.2)
+    assert "Sending due task often" in first.log(), first.log()
+    second = Beat(config, tmp_path / "second.log")
+    try:
+        time.sleep(3)
+        os.killpg(first.proc.pid, signal.SIGKILL)  # no chance to release the lock
+        first.proc.wait(5)
+        killed = time.monotonic()
+        while "Sending due task often" not in second.log() and time.monotonic() - killed < 60:
+            time.sleep(0.2)
+        took = time.monotonic() - killed
+    finally:
+        second.stop()
+    assert "beat: Acquired lock" in second.log(), second.log()
+    # The dead beat's lock lapses after BEAT_LOCK_TIMEOUT_S (30 s); then one interval at most.
+    assert "Sending due task often" in second.log() and took < 30 + 5 + 10, took
+    print(f"the second beat sent {took:.1f} s after the first was killed")
