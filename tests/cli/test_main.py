@@ -123,5 +123,10 @@ def test_a_sitemap_without_urls_stops_the_command_saying_why(
     )
     assert res.stdout == ""
     assert set(redis.Redis.from_url(redis_url).scan_iter("warming:batch:*")) == before
+    # A text sitemap with a line that is no URL: read, and no library warning on stderr.
+    origin.documents["/mixed.txt"] = f"# pages\n{SITE}/m\n".encode()
+    mixed = run_cli(config, "warm", "--sitemap", "/mixed.txt", "--dry-run")
+    assert mixed.returncode == 0 and f"  {SITE}/m\n" in mixed.stdout
+    assert mixed.stderr == ""
     bad = run_cli(config, "warm", "--sitemap", "/empty.xml", "--changed-since", "soon")
     assert bad.returncode == 2 and "--changed-since: 'soon' is neither" in bad.stderr

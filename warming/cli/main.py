@@ -104,6 +104,9 @@ def _positive(text: str) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    # ultimate-sitemap-parser warns about every line of a text sitemap that is not a URL and
+    # every sitemap without a namespace, both of which we read; its errors still show.
+    logging.getLogger("usp").setLevel(logging.ERROR)
     broker = "the embedded Redis"
     try:
         if args.command == "demo":
