@@ -567,8 +567,8 @@ def cpu_delta(a: dict[str, Any], b: dict[str, Any], cli_s: float) -> dict[str, A
 # -- the 100k publish ---------------------------------------------------------------
 
 
-# Prefetch messages go to warming.prefetch, or to the bulk queue for bulk batches.
-PREFETCH_QUEUES = (T.Q_PREFETCH, T.Q_PREFETCH_BULK)
+# Prefetch messages go to their batch's priority queue (high, normal or bulk).
+PREFETCH_QUEUES = tuple(T.PREFETCH_QUEUES.values())
 
 
 def published_by_publish(r: redis.Redis, batch_id: str) -> tuple[int, int]:
