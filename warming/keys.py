@@ -24,6 +24,9 @@ RESULTS = PREFIX + "batch:{id}:results"
 # Hash: URL -> what the origin serves now (ETag, Last-Modified, digest), fetched once per
 # URL, not per PoP: the freshness proof every PoP's answer is compared with.
 ORIGIN = PREFIX + "batch:{id}:origin"
+# Sorted set: URLs whose max-age + stale-while-revalidate (the score, s) end before the
+# batch's URLs are warmed again (a schedule's interval): the report's warning.
+SHORT_LIVED = PREFIX + "batch:{id}:shortlived"
 # Set: "phase:slice" ids that have been verified; the last one starts the next phase.
 SLICES_DONE = PREFIX + "batch:{id}:slices:{phase}"
 # Set: slices of a phase whose chord has been published. Slice n, once verified, launches

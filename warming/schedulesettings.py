@@ -6,6 +6,7 @@ Beside `warming.settings` (which re-exports it), like `warming.cdnsettings`.
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -90,6 +91,19 @@ class ScheduleSettings(BaseModel):
     @property
     def every_s(self) -> float | None:
         return parse_duration_s(self.every) if self.every else None
+
+    def interval_s(self, now: datetime | None = None) -> float:
+        """Seconds from one run to the next (a cron line's next gap after `now`)."""
+        every = self.every_s
+        if every:
+            return every
+        from celery.schedules import crontab
+
+        assert self.cron is not None
+        minute, hour, day, month, weekday = self.cron.split()
+        c = crontab(minute, hour, day_of_month=day, month_of_year=month, day_of_week=weekday)
+        first = (now or datetime.now(UTC)) + c.remaining_estimate(now or datetime.now(UTC))
+        return max(60.0, float(c.remaining_estimate(first).total_seconds()))
 
     @property
     def when(self) -> str:

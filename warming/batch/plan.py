@@ -53,6 +53,8 @@ class Plan:
     freshness: str = "off"
     origin_url: str | None = None
     statuses: tuple[int, ...] = defaults.HIT_STATUSES
+    # Seconds until these URLs are warmed again (a schedule's interval), else None.
+    refresh_s: float | None = None
 
     @classmethod
     def build(
@@ -200,6 +202,7 @@ class Plan:
             "freshness": self.freshness,
             "origin_url": self.origin_url,
             "statuses": list(self.statuses),
+            "refresh_s": self.refresh_s,
         }
         return json.dumps(d, separators=(",", ":"))
 
@@ -224,6 +227,7 @@ class Plan:
             freshness=d.get("freshness", "off"),
             origin_url=d.get("origin_url"),
             statuses=tuple(d.get("statuses", defaults.HIT_STATUSES)),
+            refresh_s=d.get("refresh_s"),
         )
 
 

@@ -54,3 +54,22 @@ class ProofRecords:
                 p.hsetnx(key, k, json.dumps(v))
             p.expire(key, self.ttl_s * 2)
             p.execute()
+
+    def record_short_lived(self, batch_id: str, windows: dict[str, float]) -> None:
+        """URLs that stop being servable (max-age + SWR, seconds) before the next warm."""
+        if not windows:
+            return
+        key = K.SHORT_LIVED.format(id=batch_id)
+        with self.r.pipeline() as p:
+            p.zadd(key, windows, nx=True)
+            p.expire(key, self.ttl_s * 2)
+            p.execute()
+
+    def short_lived(self, batch_id: str, n: int = 20) -> tuple[int, list[tuple[str, float]]]:
+        """How many URLs `record_short_lived` saw, and the `n` with the shortest window."""
+        key = K.SHORT_LIVED.format(id=batch_id)
+        with self.r.pipeline(transaction=False) as p:
+            p.zcard(key)
+            p.zrange(key, 0, n - 1, withscores=True)
+            count, rows = p.execute()
+        return int(count), [(text(u) or "", float(w)) for u, w in rows]

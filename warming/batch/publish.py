@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fnmatch import fnmatchcase
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -45,6 +45,9 @@ class WarmRequest:
     exclude: Sequence[str] = ()
     # At most this many URLs, the first ones (`--limit`); the rest are dropped.
     limit: int | None = None
+    # Seconds until these URLs are warmed again (a schedule's interval): the report warns
+    # about objects whose max-age + stale-while-revalidate end before that.
+    refresh_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -117,6 +120,8 @@ def new_batch(
     """
     carried = req.carried if carried is None else carried
     plan = Plan.build(batch_id, settings, sel.urls, sel.tags, req.purge, req.priority)
+    if req.refresh_s:
+        plan = replace(plan, refresh_s=req.refresh_s)
     note = nothing_to_warm(plan, carried)
     push = [*([] if note else [messages.build(T.PURGE.name, (batch_id,))]), *also]
     return NewBatch(plan, req.trigger, sel.dropped, carried, push, note)

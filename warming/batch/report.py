@@ -40,6 +40,7 @@ class Report(TypedDict, total=False):
     carried_by: dict[str, str]
     error: str
     note: str
+    warnings: list[dict[str, Any]]
 
 
 def iso(ts: float | None) -> str | None:
@@ -99,7 +100,33 @@ def build(store: BatchStore, batch_id: str) -> Report | None:
         report["error"] = b["error"]
     if b.get("note"):
         report["note"] = b["note"]
+    if plan.refresh_s:
+        count, sample = store.short_lived(batch_id)
+        if count:
+            report["warnings"] = [refresh_warning(plan.refresh_s, count, sample)]
     return report
+
+
+def refresh_warning(
+    refresh_s: float, count: int, sample: list[tuple[str, float]]
+) -> dict[str, Any]:
+    """The report's warning about objects that expire before the next scheduled warm."""
+    shortest = min(w for _, w in sample)
+    named = ", ".join(f"{u} ({w:,.0f} s)" for u, w in sample[:5])
+    more = f" and {count - 5} more" if count > 5 else ""
+    return {
+        "kind": "refresh",
+        "count": count,
+        "refresh_s": refresh_s,
+        "shortest_window_s": shortest,
+        "urls": [u for u, _ in sample],
+        "message": (
+            f"{count} URL(s) stop being servable (max-age + stale-while-revalidate) before "
+            f"the next warm in {refresh_s:,.0f} s: {named}{more}. Between runs the edges "
+            f"would serve them expired or fetch them cold; they need max-age + "
+            f"stale-while-revalidate >= {refresh_s:,.0f} s, or a shorter interval."
+        ),
+    }
 
 
 def exit_code(report: Report) -> int:

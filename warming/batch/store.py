@@ -331,7 +331,7 @@ class BatchStore(ProofRecords):
         return texts(ids)  # type: ignore[arg-type]
 
     def _keys(self, batch_id: str, plan: Plan) -> list[str]:
-        keys = [K.BATCH, K.CHUNKS, K.RESULTS]
+        keys = [K.BATCH, K.CHUNKS, K.RESULTS, K.SHORT_LIVED]
         out = [k.format(id=batch_id) for k in keys]
         for i in range(len(plan.phases())):
             out += [

@@ -53,8 +53,10 @@ class Fetched:
     retry_after: float | None = None
     headers: Mapping[str, str] = field(default_factory=dict, repr=False)
     last_modified: str | None = None
-    # How long the response says a shared cache may serve it (s-maxage, else max-age).
+    # How long the response says a shared cache may serve it (s-maxage, else max-age), and
+    # serve it stale while it revalidates (stale-while-revalidate, RFC 5861).
     lifetime_s: int | None = None
+    swr_s: int | None = None
 
 
 class _SNIAdapter(HTTPAdapter):
@@ -201,6 +203,7 @@ class PopClient:
             headers=dict(resp.headers),
             last_modified=resp.headers.get("last-modified"),
             lifetime_s=shared_lifetime(resp.headers.get("cache-control")),
+            swr_s=directive_s(resp.headers.get("cache-control"), "stale-while-revalidate"),
         )
         check_status(got, url, pop.name)
         return got
@@ -225,6 +228,17 @@ def shared_lifetime(cache_control: str | None) -> int | None:
     """Seconds a shared cache may serve the response: s-maxage, else max-age (RFC 9111)."""
     found = dict((k.lower(), int(v)) for k, v in _MAX_AGE.findall(cache_control or ""))
     return found.get("s-maxage", found.get("max-age"))
+
+
+def directive_s(cache_control: str | None, name: str) -> int | None:
+    """A Cache-Control directive's seconds (`name=N`), or None when absent."""
+    for k, v in _DIRECTIVE.findall(cache_control or ""):
+        if k.lower() == name:
+            return int(v)
+    return None
+
+
+_DIRECTIVE = re.compile(r"(?:^|[,\s])([a-z-]+)\s*=\s*\"?([0-9]{1,10})\"?", re.I)
 
 
 def surrogate_keys(headers: Mapping[str, str]) -> tuple[str, ...]:

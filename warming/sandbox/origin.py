@@ -75,6 +75,7 @@ class Origin:
         self._version = 1
         self._bumps: Counter[str] = Counter()
         self._keys: dict[str, list[str]] = {}
+        self._cache_control: dict[str, str] = {}
         self._failures: list[_Failure] = []
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -143,6 +144,11 @@ class Origin:
         """Extra surrogate keys for one request target, on top of the default ones."""
         with self._lock:
             self._keys[path] = list(keys)
+
+    def set_cache_control(self, path: str, value: str) -> None:
+        """The Cache-Control one request target's page is sent with (default CACHE_CONTROL)."""
+        with self._lock:
+            self._cache_control[path] = value
 
     def keys_for(self, path: str) -> list[str]:
         with self._lock:
@@ -229,7 +235,7 @@ class Origin:
         keys = " ".join(self.keys_for(path))
         headers = {
             "Content-Type": "text/html; charset=utf-8",
-            "Cache-Control": CACHE_CONTROL,
+            "Cache-Control": self._cache_control.get(path, CACHE_CONTROL),
             "ETag": etag,
             "Vary": "Accept-Encoding",
             "Surrogate-Key": keys,

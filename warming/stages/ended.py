@@ -27,6 +27,8 @@ def ended(rt: Runtime, batch_id: str) -> None:
         if report is None:
             return
         logs.batch_ended(report)
+        for w in report.get("warnings", []):
+            log.warning("batch %s: %s", batch_id, w["message"])
         metrics.batch_ended(report)
         for r in report["results"]:
             if r["outcome"] != "hit":

@@ -203,6 +203,8 @@ def _record(
         rt.store.record_chunk(plan.batch_id, chunk_field(phase, n, lo), members, warm, verdicts)
         if answers:
             record_many(rt.redis, _first_seen_keys(plan, answers))
+            if plan.refresh_s:
+                rt.store.record_short_lived(plan.batch_id, short_lived(plan.refresh_s, answers))
     except Exception:  # the callback and the watchdog account for what is missing
         log.exception("could not record a prefetch chunk of batch %s", plan.batch_id)
     if retry:
@@ -211,6 +213,18 @@ def _record(
         return RetryIn(delay, {"todo": todo, "waits": waits}, f"retrying {len(todo)} pair(s)")
     hits = sum(1 for v in verdicts.values() if v.get("outcome") == "hit")
     return Done(f"{hits} hit")
+
+
+def short_lived(refresh_s: float, answers: dict[Pair, Fetched]) -> dict[str, float]:
+    """URLs whose answers stop being servable (max-age + stale-while-revalidate) before
+    `refresh_s`, the next warm: between runs the edges would fetch them cold or serve them
+    expired. URL -> that window in seconds (0 for no max-age at all)."""
+    out: dict[str, float] = {}
+    for pair, got in answers.items():
+        window = float((got.lifetime_s or 0) + (got.swr_s or 0))
+        if window < refresh_s:
+            out[pair.url] = min(window, out.get(pair.url, window))
+    return out
 
 
 def _first_seen_keys(plan: Plan, answers: dict[Pair, Fetched]) -> dict[str, tuple[str, ...]]:

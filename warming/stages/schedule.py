@@ -90,6 +90,7 @@ def request(rt: Runtime, s: ScheduleSettings, since: datetime | None) -> WarmReq
         dropped=dropped,
         exclude=s.exclude,
         limit=s.limit,
+        refresh_s=s.interval_s(),
     )
 
 
