@@ -23,7 +23,7 @@ from warming.broker import tasknames as T
 from warming.broker.resultbackend import backend_url
 from warming.errors import ConfigError
 from warming.rediskit import CLIENT_OPTIONS
-from warming.settings import ScheduleSettings, Settings
+from warming.settings import Rate, ScheduleSettings, Settings
 
 # Crash safety: a task's message is acknowledged only after it ran, and a task whose
 # worker died is requeued, not failed (a failed header task would fail the chord).
@@ -130,7 +130,10 @@ def from_settings(settings: Settings) -> dict[str, Any]:
     }
     # Celery's own limit is per worker and opt-in (see LimitsSettings.per_worker_prefetch);
     # the cluster-wide limit lives in Redis (warming.pop.limits) and binds every worker.
+    # A prefetch task warms a chunk of pairs: the per-pair rate, in tasks.
     per_worker = settings.limits.per_worker_prefetch_rate
+    if per_worker is not None:
+        per_worker = Rate(per_worker.per_second / settings.batch.chunk_size, 1)
     out["task_annotations"] = (
         {T.PREFETCH.name: {"rate_limit": per_worker.celery()}} if per_worker else {}
     )
