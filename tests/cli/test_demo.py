@@ -56,3 +56,27 @@ def test_the_demo_serves_its_report_pages_and_metrics_until_enter() -> None:
         os.close(leader)
     assert proc.returncode == 0, out + rest
     assert "demo passed" in rest
+
+
+def test_the_demo_without_varnish_prints_no_traceback() -> None:
+    # varnishd is found in /usr/sbin whatever PATH says: the sandbox is told it is missing.
+    code = (
+        "import sys\n"
+        "import warming.sandbox.world as world\n"
+        "world.varnish_available = lambda: False\n"
+        "from warming.cli.main import main\n"
+        "sys.exit(main(['demo']))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WARMING_")}
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=240,
+    )
+    assert "(python)" in out.stdout and "demo passed" in out.stdout, out.stdout + out.stderr
+    assert out.returncode == 0
+    assert "Traceback" not in out.stdout + out.stderr, out.stderr

@@ -9,9 +9,11 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Self
 from urllib.parse import urlsplit
+
+from warming.sandbox.quiet import QuietServer
 
 # Long enough that nothing expires during a demo or a test run.
 CACHE_CONTROL = "public, max-age=3600"
@@ -36,8 +38,7 @@ class _Failure:
     cacheable: bool = False
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
+class _Server(QuietServer):
     origin: Origin
 
 

@@ -12,7 +12,7 @@ import http.client
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Self
 
@@ -26,6 +26,7 @@ from warming.sandbox.edge import (
     SandboxError,
     chain_x_cache,
 )
+from warming.sandbox.quiet import QuietServer
 
 # A backend that does not answer within this is down; Varnish says 503 then too.
 BACKEND_TIMEOUT_S = 30.0
@@ -99,8 +100,7 @@ class _Bucket:
             return False
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
+class _Server(QuietServer):
     edge: PyEdge
 
 
