@@ -14,10 +14,12 @@ from typing import Any
 
 from celery import Celery
 
-from warming.broker import config
+from warming.broker import config, kombufix
 from warming.errors import ConfigError
 from warming.settings import Settings, load_settings
 
+# Before the first broker connection: a Redis restart must not kill a worker (kombufix).
+kombufix.install()
 app = Celery("warming", include=["warming.tasks"])
 app.config_from_object(os.environ.get("CELERY_CONFIG_MODULE", "warming.broker.config"))
 
