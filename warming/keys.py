@@ -32,8 +32,9 @@ SLICES_DONE = PREFIX + "batch:{id}:slices:{phase}"
 # Set: slices of a phase whose chord has been published. Slice n, once verified, launches
 # slice n + slices_in_flight, so at most that many slices' messages sit in the broker.
 LAUNCHED = PREFIX + "batch:{id}:launched:{phase}"
-# String (SET NX): guards so that a phase starts, and a batch finishes, exactly once
-# even when tasks are redelivered after a crash.
+# String (SET NX): guards so that a batch finishes, and a stall is re-driven, exactly once
+# even when tasks are redelivered after a crash. (A phase has none: starting one is
+# repeated on purpose after a crash, and publishes only the slices not yet out.)
 GUARD = PREFIX + "batch:{id}:guard:{what}"
 # Sorted set: unfinished batches scored by deadline; the watchdog reads it.
 ACTIVE = PREFIX + "active"

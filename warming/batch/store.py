@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
@@ -258,6 +258,15 @@ class BatchStore(ProofRecords):
 
     def launched(self, batch_id: str, phase: int, n: int) -> bool:
         return bool(self.r.sismember(K.LAUNCHED.format(id=batch_id, phase=phase), str(n)))
+
+    def unlaunched(self, batch_id: str, phase: int, slices: Iterable[int]) -> list[int]:
+        """Those of `slices` neither published nor verified yet."""
+        with self.r.pipeline(transaction=False) as p:
+            p.smembers(K.LAUNCHED.format(id=batch_id, phase=phase))
+            p.smembers(K.SLICES_DONE.format(id=batch_id, phase=phase))
+            launched, done = p.execute()
+        seen = {int(x) for x in launched | done}
+        return [n for n in slices if n not in seen]
 
     def mark_launched(self, batch_id: str, phase: int, n: int) -> None:
         """Record that slice `n`'s chord was published (set only after it was)."""

@@ -19,27 +19,34 @@ from warming.stages.ended import ended
 
 
 def start_phase(rt: Runtime, plan: Plan, phase: int) -> None:
-    """Launch the first window of a phase's slices, once, however many tasks get here."""
-    if not rt.store.claim(plan.batch_id, f"phase{phase}"):
+    """Launch the slices of a phase's first window that are not launched yet.
+
+    Repeating it is safe, and it is repeated on purpose: a purge or verify redelivered
+    after its worker died mid-launch comes back here and publishes only what is missing.
+    (A once-only guard left those slices unpublished: measured, the batch then sat in
+    `purging` until its deadline.)
+    """
+    window = min(plan.n_slices(phase), plan.slices_in_flight)
+    todo = rt.store.unlaunched(plan.batch_id, phase, range(window))
+    if window and not todo:
         return
     rt.store.set_state(plan.batch_id, "warming")
     if plan.phase_size(phase) == 0:  # a tags-only purge: nothing to warm
         advance(rt, plan, phase)
         return
-    window = min(plan.n_slices(phase), plan.slices_in_flight)
     if window <= 2:  # small batches: skip a hop, webhook-to-verified latency matters
-        for s in range(window):
+        for s in todo:
             launch_once(rt, plan, phase, s)
         return
     # One task per slice: the window is published by every worker at once.
-    for s in range(window):
+    for s in todo:
         rt.canvas.send(T.LAUNCH_SLICE, (plan.batch_id, phase, s))
 
 
 def launch_once(rt: Runtime, plan: Plan, phase: int, n: int) -> None:
-    """Publish slice `n` unless it already was (a crash between the two may repeat it:
-    a repeated slice costs requests, a skipped one would stall the batch)."""
-    if n < plan.n_slices(phase) and not rt.store.launched(plan.batch_id, phase, n):
+    """Publish slice `n` unless it already was, or is verified (a crash between the two
+    may repeat it: a repeated slice costs requests, a skipped one would stall the batch)."""
+    if n < plan.n_slices(phase) and rt.store.unlaunched(plan.batch_id, phase, [n]):
         launch_chord(rt, plan, phase, n)
         rt.store.mark_launched(plan.batch_id, phase, n)
 

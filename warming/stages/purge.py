@@ -38,6 +38,11 @@ def purge(rt: Runtime, batch_id: str, start: int = 0, attempt: int = 0) -> Outco
     if store.is_final(batch_id):
         return Done("skipped")
     plan = store.plan(batch_id)
+    if store.state(batch_id) in ("warming", "verifying"):
+        # Redelivered after warming began (its worker died launching slices): purging again
+        # would empty caches already warmed and verified. Launch only what is missing.
+        start_phase(rt, plan, 0)
+        return Done("resumed")
     if not plan.purge:
         start_phase(rt, plan, 0)
         return Done("not purged")
