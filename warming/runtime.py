@@ -48,7 +48,7 @@ class Runtime:
 
     @cached_property
     def redis(self) -> redis.Redis:
-        return rediskit.client(self.broker_url)
+        return rediskit.client(self.broker_url, self.settings.master_name)
 
     @cached_property
     def messages(self) -> Messages:

@@ -298,6 +298,8 @@ class Settings(BaseSettings):
 
     broker_url: str | None = None
     result_backend: str | None = None
+    # The master Redis Sentinel names, when broker_url (and result_backend) is sentinel://.
+    master_name: str | None = None
     site: SiteSettings
     pops: list[PopSettings] = Field(min_length=1)
     cdn: CdnSettings = Field(default_factory=CdnSettings)

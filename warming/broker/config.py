@@ -22,7 +22,7 @@ from warming import keys as K
 from warming.broker import tasknames as T
 from warming.broker.resultbackend import backend_url
 from warming.errors import ConfigError
-from warming.rediskit import CLIENT_OPTIONS
+from warming.rediskit import CLIENT_OPTIONS, is_sentinel, sentinel_params
 from warming.settings import Rate, ScheduleSettings, Settings
 
 # Crash safety: a task's message is acknowledged only after it ran, and a task whose
@@ -138,6 +138,13 @@ def from_settings(settings: Settings) -> dict[str, Any]:
         {T.PREFETCH.name: {"rate_limit": per_worker.celery()}} if per_worker else {}
     )
     out.update(beat(settings, broker_url))
+    if is_sentinel(broker_url):
+        out.update(_redbeat_sentinel(broker_url, settings.master_name))
+    if settings.master_name:
+        # kombu's and Celery's sentinel:// find the master by this name [redis.rst, Sentinel].
+        name = {"master_name": settings.master_name}
+        out["broker_transport_options"] = {**broker_transport_options, **name}
+        out["result_backend_transport_options"] = {**result_backend_transport_options, **name}
     return out
 
 
@@ -161,6 +168,20 @@ def beat(settings: Settings, broker_url: str) -> dict[str, Any]:
                 "options": {"queue": T.RUN_SCHEDULE.queue},
             }
             for s in settings.schedules
+        },
+    }
+
+
+def _redbeat_sentinel(broker_url: str, master_name: str | None) -> dict[str, Any]:
+    """RedBeat's own spelling of a Sentinel setup (`redis-sentinel://` plus options)."""
+    hosts, conn = sentinel_params(broker_url)
+    return {
+        "redbeat_redis_url": "redis-sentinel://",
+        "redbeat_redis_options": {
+            "sentinels": hosts,
+            "service_name": master_name,
+            "socket_timeout": CLIENT_OPTIONS["socket_timeout"],
+            **conn,
         },
     }
 

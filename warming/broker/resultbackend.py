@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from celery.backends.redis import RedisBackend
+from celery.backends.redis import RedisBackend, SentinelBackend
 
 
-class QuietRedisBackend(RedisBackend):  # type: ignore[misc]
+class _Quiet:
     def on_task_call(self, producer: Any, task_id: str) -> None:
         return None
 
@@ -28,6 +28,15 @@ class QuietRedisBackend(RedisBackend):  # type: ignore[misc]
         return result
 
 
+class QuietRedisBackend(_Quiet, RedisBackend):  # type: ignore[misc]
+    pass
+
+
+class QuietSentinelBackend(_Quiet, SentinelBackend):  # type: ignore[misc]
+    """For `sentinel://` URLs (the master's name in `result_backend_transport_options`)."""
+
+
 def backend_url(redis_url: str) -> str:
-    """The `result_backend` setting that selects this class for `redis_url`."""
-    return f"warming.broker.resultbackend:QuietRedisBackend+{redis_url}"
+    """The `result_backend` setting that selects the quiet backend for `redis_url`."""
+    cls = "QuietSentinelBackend" if redis_url.startswith("sentinel://") else "QuietRedisBackend"
+    return f"warming.broker.resultbackend:{cls}+{redis_url}"

@@ -242,7 +242,7 @@ class Shim:
         """This event loop's asyncio client (a client must not outlive its loop)."""
         loop = asyncio.get_running_loop()
         if self._client is None or self._client[0] is not loop:
-            client = async_client(self.rt.broker_url)
+            client = async_client(self.rt.broker_url, self.rt.settings.master_name)
             accept = client.register_script(lua.source("claim", "create", "accept"))
             self._client = (loop, client, accept)
         return self._client[1], self._client[2]
