@@ -24,7 +24,7 @@ from tests.support import ROOT, Worker, env_for, write_config
 from warming.broker import tasknames as T
 
 K8S = ROOT / "deploy" / "k8s"
-OVERLAYS = ("hpa", "keda")
+OVERLAYS = ("hpa", "keda", "sentinel")
 # The kustomization fields these files use; render() implements exactly these.
 _KNOWN = {"apiVersion", "kind", "namespace", "labels", "resources", "configMapGenerator"}
 _CLUSTER_SCOPED = {"Namespace"}
@@ -169,7 +169,7 @@ def test_every_object_passes_its_schema(overlay: str) -> None:
     expected = {"ConfigMap", "Deployment", "Namespace", "PodDisruptionBudget", "Secret", "Service"}
     assert expected <= set(kinds)
     # One autoscaler per overlay: KEDA makes its own HPA, so the two never meet.
-    assert ("ScaledObject" in kinds) == (overlay == "keda")
+    assert ("ScaledObject" in kinds) == (overlay in ("keda", "sentinel"))
     assert ("HorizontalPodAutoscaler" in kinds) == (overlay == "hpa")
 
 
@@ -294,3 +294,25 @@ def _nodename(log: str) -> str:
         if "@" in line and " ready." in line:
             return line.split("] ")[-1].split(" ready.")[0].strip()
     raise AssertionError(f"no ready line: {log[-500:]}")
+
+
+def test_the_sentinel_overlay_scales_through_the_sentinels_it_runs() -> None:
+    docs = render(K8S / "sentinel")
+    (so,) = _by(docs, "ScaledObject")
+    queues = [t for t in so["spec"]["triggers"] if t["type"] == "redis-sentinel"]
+    assert sorted(t["metadata"]["listName"] for t in queues) == sorted(T.PREFETCH_QUEUES.values())
+    (svc,) = _by(docs, "Service", "redis-sentinel")
+    port = svc["spec"]["ports"][0]["port"]
+    for t in queues:
+        assert t["metadata"]["addresses"] == f"redis-sentinel.warming.svc:{port}"
+        assert t["metadata"]["sentinelMaster"] == "mymaster"
+    (sentinels,) = _by(docs, "StatefulSet", "sentinel")
+    assert sentinels["spec"]["replicas"] == 3
+    script = sentinels["spec"]["template"]["spec"]["containers"][0]["args"][0]
+    assert "sentinel monitor mymaster redis-0.redis.warming.svc 6379 2" in script
+    (data,) = _by(docs, "StatefulSet", "redis")
+    assert data["spec"]["replicas"] == 2
+    assert (
+        "--replicaof redis-0.redis.warming.svc 6379"
+        in data["spec"]["template"]["spec"]["containers"][0]["args"][0]
+    )
