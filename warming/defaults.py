@@ -116,6 +116,14 @@ WATCHDOG_INTERVAL_S = 15.0
 # Longer than the visibility timeout plus the longest countdown, so a message that is
 # only waiting to come back is never counted as lost.
 STALL_S = VISIBILITY_TIMEOUT_S + RETRY_AFTER_CAP_S
+# A batch that lived through a Redis restart is stalled sooner. The restart keeps every
+# queued and unacknowledged message (AOF), but a task that hit it and raised was
+# acknowledged failed: once no message of the batch is queued or held, nothing will bring
+# it back. This only has to outlast the moments a live message is out of sight (between
+# kombu's BRPOP and its unacked record, a restore moving it back: milliseconds) and the
+# workers' clock skew, yet keeps "restart to done" under 150 s: the held messages come
+# back after the visibility timeout (~65 s), then this, then a watchdog pass (<= 15 s).
+RESTART_STALL_S = 20.0
 
 # Standard Webhooks: 5 minutes of clock skew in either direction.
 WEBHOOK_TOLERANCE_S = 300

@@ -204,8 +204,8 @@ class BatchStore(ProofRecords):
                 out.update(x for x, row in zip(pairs, rows, strict=False) if row is not None)
         return out
 
-    def idle(self, min_idle_s: float, now: float) -> list[tuple[str, float]]:
-        """Warming or verifying batches that recorded no pair for `min_idle_s`: (id, idle s).
+    def idle(self, min_idle_s: float, now: float) -> list[tuple[str, str, float, float]]:
+        """Running batches that recorded no pair for `min_idle_s`: (id, state, idle s, start).
 
         One pipeline for every active batch: the watchdog asks every few seconds.
         """
@@ -217,8 +217,9 @@ class BatchStore(ProofRecords):
         out = []
         for bid, (state, *marks) in zip(ids, rows, strict=True):
             last = max((float(x) for x in marks if x), default=0.0)
-            if text(state) in ("warming", "verifying") and last and now - last >= min_idle_s:
-                out.append((bid, now - last))
+            st = text(state) or ""
+            if st in ("purging", "warming", "verifying") and last and now - last >= min_idle_s:
+                out.append((bid, st, now - last, float(marks[1] or 0)))
         return out
 
     def touch(self, batch_id: str) -> None:
