@@ -27,6 +27,8 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
 
+import redis
+
 from warming import defaults
 from warming.batch.plan import Pair, Plan
 from warming.batch.records import Verdict, WarmRecord, as_failed, failed_warm
@@ -109,6 +111,9 @@ def prefetch(
         for i, pair in zip(idx, pairs, strict=True):
             warm[pair] = failed_warm(pair, "timed out (soft time limit)", attempts[i] + 1)
         return _record(rt, plan, (phase, n, lo, in_slice), warm, {}, [])
+    except redis.RedisError:  # the limits are in Redis: try the chunk again once it is back
+        again = [[i, attempts[i]] for i in idx]
+        return RetryIn(2.0, {"todo": again, "waits": waits + 1}, "Redis unavailable")
     answers: dict[Pair, Fetched] = {}
     retry: list[tuple[int, int, float]] = []  # index, attempts so far, delay
     for i, pair, future in zip(idx, pairs, futures, strict=True):
@@ -127,7 +132,11 @@ def prefetch(
             warm[pair] = failed_warm(pair, str(e), tried + 1, e.status)
         except timeouts:
             warm[pair] = failed_warm(pair, "timed out (soft time limit)", tried + 1)
-        except Exception as e:  # a bug or a Redis outage must not fail the chord
+        except redis.RedisError:
+            # Redis away mid-request (the adaptive governor reads it): not the PoP's fault,
+            # and not a failure of the pair: it is tried again, its attempts unchanged.
+            retry.append((i, tried, 2.0))
+        except Exception as e:  # a bug must not fail the chord
             log.exception("prefetch %s at %s failed unexpectedly", pair.url, pair.pop)
             warm[pair] = failed_warm(pair, f"internal error: {type(e).__name__}: {e}", tried + 1)
         else:
@@ -137,7 +146,7 @@ def prefetch(
     # A shield seen through the edges is proven by their warm answers, later (upstream_of).
     deferred = phase == 0 and plan.shield_seen_through_edges is not None
     if answers and not deferred and time.monotonic() - t0 < defaults.CHUNK_VERIFY_BUDGET_S:
-        with contextlib.suppress(*timeouts):  # the callback verifies what is left
+        with contextlib.suppress(*timeouts, redis.RedisError):  # the callback verifies the rest
             verdicts.update(verify_answers(rt, plan, answers, warm, timeouts))
     return _record(rt, plan, (phase, n, lo, in_slice), warm, verdicts, retry, answers, waits)
 
