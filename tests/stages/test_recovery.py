@@ -7,6 +7,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -268,5 +269,18 @@ def test_after_a_restart_a_batch_with_a_callback_queued_is_not_called_stalled(
     r.lpush(callback.queue, callback.payload)
     assert redrive_stalled(rt, time.time() + later) == {}, "its callback is queued: not lost"
     r.delete(callback.queue)
-    assert redrive_stalled(rt, time.time() + later) == {plan.batch_id: [0]}
+    # In a child process: its Celery app publishes to this Redis whatever other test
+    # modules connected the pytest process's app to (as in tests/broker/test_messages.py).
+    child = f"""
+import json, time
+from warming.runtime import use
+from warming.settings import Settings
+from warming.stages.watchdog import redrive_stalled
+rt = use(Settings.model_validate({json.dumps(settings)}))
+print(json.dumps(redrive_stalled(rt, time.time() + {later})))
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", child], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == {plan.batch_id: [0]}
     assert r.llen("warming.prefetch") == 1  # the slice's one chunk, published again
