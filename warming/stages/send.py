@@ -33,18 +33,10 @@ def reaches_origin(plan: Plan, pop: str) -> bool:
 
 def send(rt: Runtime, plan: Plan, pair: Pair, max_wait_s: float, *, warming: bool) -> Fetched:
     """GET `pair` at its PoP once every limit grants it; raise Throttled when none does."""
-    # The PoP's own limit first: when that PoP is saturated, a refusal must not have
-    # burned a slot of the cluster-wide limit that every other PoP shares.
-    pop = plan.pop(pair.pop)
-    pop_limit = rt.pop_limiter(pop)
-    if pop_limit is not None:
-        grant = pop_limit.acquire(max_wait_s)
-        if not grant.ok:
-            raise Throttled(grant.wait_s)
-    grant = rt.prefetch_limiter.acquire(max_wait_s)
-    if not grant.ok:
-        raise Throttled(grant.wait_s)
-    return fetch(rt, plan, pair, max_wait_s, warming=warming)
+    # The same joint reservation as a chunk's: one slot free in both the PoP's limit and
+    # the cluster's, and nothing reserved when it is too far out.
+    (at,) = reserve(rt, plan, [pair], max_wait_s)
+    return fetch(rt, plan, pair, max_wait_s, warming=warming, at=at)
 
 
 def reserve(rt: Runtime, plan: Plan, pairs: Sequence[Pair], max_wait_s: float) -> list[float]:
