@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import html
 import json
 import os
@@ -20,9 +21,38 @@ import requests
 from warming.sandbox import Origin, World, start_world, varnish_available
 
 CI = os.environ.get("CI") == "true"
-# WARMING_TEST_REDIS points the suite at another server (two suites on one machine must
-# not flush each other's databases).
-TEST_REDIS = os.environ.get("WARMING_TEST_REDIS", "redis://127.0.0.1:6379")
+
+
+def _test_redis() -> str:
+    """The Redis this test process uses (a base URL without a database number).
+
+    WARMING_TEST_REDIS points the suite at another server (two suites on one machine must
+    not flush each other's databases). Under pytest-xdist, the first worker takes it and
+    every other worker starts a private redis-server, stopped when the worker exits: each
+    worker numbers its modules' databases from 1, so two on one server would share them.
+    """
+    shared = os.environ.get("WARMING_TEST_REDIS", "redis://127.0.0.1:6379")
+    # A test's child process (another limiter, a CLI) inherits the worker's server.
+    if os.environ.get("PYTEST_XDIST_WORKER", "gw0") == "gw0" or _INHERITED in os.environ:
+        return shared
+    from warming.cli.embedded import embedded_redis
+
+    server = embedded_redis()
+    try:
+        url = server.__enter__()
+    except Exception:  # no redis-server on this machine: conftest falls back as usual
+        return shared
+    atexit.register(server.__exit__, None, None, None)
+    base = url.rsplit("/", 1)[0]
+    os.environ["WARMING_TEST_REDIS"] = base
+    os.environ[_INHERITED] = "1"
+    return base
+
+
+_INHERITED = "WARMING_TEST_REDIS_PRIVATE"
+
+
+TEST_REDIS = _test_redis()
 SITE = "http://www.example.com"
 ROOT = Path(__file__).resolve().parents[1]
 
