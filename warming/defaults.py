@@ -187,6 +187,28 @@ NEXTJS_SECRET_PARAM = "secret"
 # CloudFront usually completes in seconds to a few minutes, and each poll is an API call.
 PURGE_POLL_S = 10.0
 
+# -- push mode (warm.mode = "push", warming/cdn/push.py; README "Push mode") --
+# Gcore's prefetch API ("Prefetch content", POST /cdn/resources/{resource_id}/prefetch):
+# "One request for prefetch may content only up to 100 paths", and "You can make one
+# prefetch request for a CDN resource per minute".
+GCORE_API_URL = "https://api.gcore.com"
+GCORE_MAX_PATHS = 100
+# A 429 that names no wait: the rest of Gcore's one-minute window.
+GCORE_RETRY_S = 60.0
+# The generic provider: 100 items per call is what most preload APIs take (Alibaba
+# PushObjectCache, Gcore); `warm.max_per_call` changes it.
+PUSH_MAX_PER_CALL = 100
+# Calls per provider account, cluster-wide, unless `warm.rate` says otherwise.
+PUSH_RATES: Final = {"gcore": "1/m", "generic": "1/s"}
+# Push calls are spaced this much wider than the rate: a call sent at its slot may reach
+# the vendor late (connection set-up), and the next one, on time, must not then look
+# early to the vendor's own count (measured: 1 call of 2 answered 429 at 1/2s without it).
+PUSH_RATE_MARGIN = 1.05
+# Pushes complete asynchronously (the CDN fetches each URL after it answered): the
+# verification GETs start this long after the last call. A GET sent before a push has
+# landed warms the PoP itself, so a short wait costs a GET, never a pair.
+PUSH_SETTLE_S = 10.0
+
 # -- operating it (warming/ops/; README "Operating it") --
 # The shim's level when `log.level` is unset: its line per request is INFO. Workers follow
 # their `-l` (deploy/ runs them with INFO), embedded runs stay at the CLI's WARNING.
@@ -241,3 +263,8 @@ TRAFFIC_NORMAL = 1000
 DEPLOY_TIMEOUT_S = 600.0
 # One small request every 5 s: cheap for the origin, and a minute's rollout is seen soon.
 DEPLOY_POLL_S = 5.0
+
+# PoP discovery (warming.pop.discover): a DNS question's timeout, and the longest an
+# answer is reused within its TTL (every batch asks again after that).
+DISCOVER_TIMEOUT_S = 2.0
+DISCOVER_CACHE_S = 300.0

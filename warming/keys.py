@@ -27,6 +27,10 @@ ORIGIN = PREFIX + "batch:{id}:origin"
 # Sorted set: URLs whose max-age + stale-while-revalidate (the score, s) end before the
 # batch's URLs are warmed again (a schedule's interval): the report's warning.
 SHORT_LIVED = PREFIX + "batch:{id}:shortlived"
+# Hash (push mode): URL -> why it is warmed by GET instead of the push API (a quota used
+# up, a call refused); URLs not in it were pushed. Each prefetch chunk reads its URLs'
+# fields, so a batch of 100k URLs is never decoded whole (warming.stages.push).
+PUSH_FALLBACK = PREFIX + "batch:{id}:pushfallback"
 # Set: "phase:slice" ids that have been verified; the last one starts the next phase.
 SLICES_DONE = PREFIX + "batch:{id}:slices:{phase}"
 # Set: slices of a phase whose chord has been published. Slice n, once verified, launches
@@ -43,6 +47,10 @@ ACTIVE = PREFIX + "active"
 RECENT = PREFIX + "recent"
 
 # GCRA state of a named cluster-wide rate limit (one string per limit).
+# String "<this>:<day>": URLs pushed through one push account on one UTC day (days since
+# the epoch, appended by push_quota.lua from Redis's clock, so no worker's clock counts):
+# `warm.daily_quota`, counted by every worker at once. It expires two days later.
+PUSH_QUOTA = PREFIX + "pushquota:{account}"
 LIMIT = PREFIX + "limit:{name}"
 # Hash: the URLs last seen carrying a surrogate key (fields; values empty). A hash, not a
 # set: Redis 7.0 keeps a small hash compact (listpack) and a small set of strings not,

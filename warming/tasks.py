@@ -28,6 +28,7 @@ from warming.stages import notify as notify_stage
 from warming.stages import observe, phases, trailing
 from warming.stages import prefetch as prefetch_stage
 from warming.stages import purge as purge_stage
+from warming.stages import push as push_stage
 from warming.stages import schedule as schedule_stage
 from warming.stages import verify as verify_stage
 from warming.stages.outcome import Continue, Done, Failed, Outcome, RetryIn
@@ -65,6 +66,13 @@ def _task(spec: T.TaskSpec) -> Any:
 def purge(self: WarmingTask, batch_id: str, start: int = 0, attempt: int = 0) -> str:
     """Purge the batch's URLs and tags (shields first), then start warming."""
     out = purge_stage.purge(self.rt, batch_id, start, attempt)
+    return self.follow(out, (batch_id,), {"start": start, "attempt": attempt})
+
+
+@_task(T.PUSH)
+def push(self: WarmingTask, batch_id: str, start: int = 0, attempt: int = 0) -> str:
+    """Push mode: send the batch's URLs to the CDN's push API, let it land, start warming."""
+    out = push_stage.push(self.rt, batch_id, start, attempt)
     return self.follow(out, (batch_id,), {"start": start, "attempt": attempt})
 
 

@@ -1,4 +1,4 @@
-"""Drive a batch's real purge stage (real Redis, no worker) against a provider's double."""
+"""Drive a batch's real purge (or push) stage, real Redis and no worker, against a double."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from warming.batch.publish import WarmRequest, new_batch, select
 from warming.runtime import Runtime, use
 from warming.settings import Settings
 from warming.stages import purge as purge_stage
+from warming.stages import push as push_stage
 from warming.stages.outcome import Continue, Outcome, RetryIn
 
 POPS = [{"name": "edge1", "url": "http://127.0.0.1:9"}]
@@ -79,3 +80,40 @@ def purge_batch(
             continue
         raw = rt.redis.hgetall(K.BATCH.format(id=bid))
         return Purged(out, waits, {k.decode(): v.decode() for k, v in raw.items()})
+
+
+@dataclass
+class Pushed:
+    outcome: Outcome
+    batch_id: str
+    waits: list[RetryIn] = field(default_factory=list)
+    fallback: dict[str, str] = field(default_factory=dict)
+    batch: dict[str, str] = field(default_factory=dict)
+
+
+def push_batch(rt: Runtime, paths: list[str], budget_s: float = 60.0) -> Pushed:
+    """Record a batch (no purge) and run its push stage to the end, sleeping each RetryIn."""
+    req = WarmRequest(paths=paths, trigger={"source": "cli"}, purge=False)
+    bid = uuid.uuid4().hex
+    rt.store.create(new_batch(rt.settings, rt.messages, req, select(rt.url_filter, None, req), bid))
+    kwargs: dict[str, Any] = {}
+    waits: list[RetryIn] = []
+    t0 = time.monotonic()
+    while True:
+        out = push_stage.push(rt, bid, **kwargs)
+        if isinstance(out, RetryIn) and time.monotonic() - t0 < budget_s:
+            assert out.seconds <= 30, "a countdown over the cap"
+            waits.append(out)
+            time.sleep(out.seconds)
+            kwargs.update(out.kwargs)
+            continue
+        if isinstance(out, Continue):
+            kwargs.update(out.kwargs)
+            continue
+        fb = rt.redis.hgetall(K.PUSH_FALLBACK.format(id=bid))
+        raw = rt.redis.hgetall(K.BATCH.format(id=bid))
+        return Pushed(
+            out, bid, waits,
+            {k.decode(): v.decode() for k, v in fb.items()},
+            {k.decode(): v.decode() for k, v in raw.items()},
+        )  # fmt: skip

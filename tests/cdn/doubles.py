@@ -107,7 +107,7 @@ class Double:
                 self.end_headers()
                 self.wfile.write(data)
 
-            do_GET = do_POST = do_PURGE = _any
+            do_GET = do_POST = do_PUT = do_PURGE = _any
 
             def log_message(self, format: str, *args: object) -> None:
                 return None

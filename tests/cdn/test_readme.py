@@ -9,30 +9,42 @@ from __future__ import annotations
 import re
 import tomllib
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
 from tests.cdn import test_akamai, test_cloudflare, test_fastly, test_vercel
-from tests.cdn.conftest import purge_batch, runtime
+from tests.cdn.conftest import Pushed, purge_batch, push_batch, runtime
 from tests.cdn.doubles import Bucket, Double
 from tests.cdn.nextapp import ROUTE, NextApp
+from tests.cdn.pushapis import GcorePrefetch, PreloadApi
 from tests.cdn.test_cloudfront import AwsRules, aws  # noqa: F401 (the fixture)
 from tests.cdn.test_nginx import CachePurge
-from tests.support import ROOT
+from tests.support import ROOT, SITE
 from warming.stages.outcome import Done
 
 pytestmark = pytest.mark.integration
 
 
-def examples() -> dict[str, dict[str, Any]]:
+def _blocks() -> list[dict[str, Any]]:
     text = (ROOT / "README.md").read_text()
     section = text.split("## CDN providers", 1)[1].split("\n## ", 1)[0]
+    return [tomllib.loads(b) for b in re.findall(r"```toml\n(.*?)```", section, re.S)]
+
+
+def examples() -> dict[str, dict[str, Any]]:
     found = {}
-    for block in re.findall(r"```toml\n(.*?)```", section, re.S):
-        cfg = tomllib.loads(block)
+    for cfg in _blocks():
+        if "warm" in cfg:  # push mode's: push_examples()
+            continue
         cdn = cfg["cdn"]
         found["+".join(cdn.get("providers") or [cdn["provider"]])] = cfg
     return found
+
+
+def push_examples() -> dict[str, dict[str, Any]]:
+    """README "Push mode": each `[warm]` example by its provider."""
+    return {cfg["warm"]["provider"]: cfg for cfg in _blocks() if "warm" in cfg}
 
 
 def test_the_readme_has_an_example_for_every_api_provider() -> None:
@@ -131,3 +143,34 @@ def test_nginx_example(redis_url: str) -> None:
             runtime(redis_url, cfg["cdn"], pops=[{"name": "fra", "url": e.url}]), ["/a"]
         )
     assert isinstance(got.outcome, Done) and log == [("fra", "/a")]
+
+
+def test_the_readme_has_a_push_example_for_each_push_provider() -> None:
+    assert set(push_examples()) == {"gcore", "generic"}
+
+
+def _push(redis_url: str, cfg: dict[str, Any], **warm: Any) -> Pushed:
+    rt = runtime(redis_url, {"provider": "none"}, warm={**cfg["warm"], **warm})
+    return push_batch(rt, ["/readme", "/readme?page=2"])
+
+
+@pytest.mark.timeout(60)
+def test_gcore_push_example(redis_url: str) -> None:
+    cfg = push_examples()["gcore"]
+    assert cfg["cdn"]["provider"] == "varnish" and cfg["warm"]["settle_s"] == 30
+    api = GcorePrefetch(cfg["warm"]["api_token"], cfg["warm"]["resource_id"])
+    with Double(api) as d:
+        got = _push(redis_url, cfg, api_url=d.url, settle_s=0)
+    assert isinstance(got.outcome, Done) and d.violations == [] and got.fallback == {}
+    assert api.accepted == [["/readme", "/readme?page=2"]]
+
+
+@pytest.mark.timeout(60)
+def test_generic_push_example(redis_url: str) -> None:
+    cfg = push_examples()["generic"]
+    api = PreloadApi(cfg["warm"]["api_token"], cfg["warm"]["max_per_call"])
+    with Double(api) as d:
+        endpoint = d.url + urlsplit(cfg["warm"]["endpoint"]).path
+        got = _push(redis_url, cfg, endpoint=endpoint, settle_s=0)
+    assert isinstance(got.outcome, Done) and d.violations == [] and got.fallback == {}
+    assert api.accepted == [[f"{SITE}/readme", f"{SITE}/readme?page=2"]]

@@ -58,6 +58,10 @@ PURGE = TaskSpec("warming.purge", Q_PURGE)
 LAUNCH_SLICE = TaskSpec("warming.launch_slice", Q_CONTROL)
 PREFETCH = TaskSpec("warming.prefetch", Q_PREFETCH, ignore_result=False)
 VERIFY = TaskSpec("warming.verify", Q_VERIFY)
+# Push mode: after the purge, the batch's URLs go to the CDN's push API. On the purge
+# queue: it is as urgent, and until it runs the batch is "purging", whose queue the
+# watchdog looks at before it calls a message lost.
+PUSH = TaskSpec("warming.push", Q_PURGE)
 FLUSH_TRAILING = TaskSpec("warming.flush_trailing", Q_CONTROL)
 # A batch ended: tell Slack or a callback (retried with backoff, never on a batch's path).
 NOTIFY = TaskSpec("warming.notify", Q_CONTROL)
@@ -70,7 +74,8 @@ RUN_SCHEDULE = TaskSpec("warming.run_schedule", Q_CONTROL)
 _OPS = (NOTIFY, BATCH_RESULT)
 
 TASKS: dict[str, TaskSpec] = {
-    t.name: t for t in (PURGE, LAUNCH_SLICE, PREFETCH, VERIFY, FLUSH_TRAILING, RUN_SCHEDULE)
+    t.name: t
+    for t in (PURGE, PUSH, LAUNCH_SLICE, PREFETCH, VERIFY, FLUSH_TRAILING, RUN_SCHEDULE)
 }
 TASKS.update((t.name, t) for t in _OPS)
 

@@ -27,7 +27,7 @@ from warming import keys, lua
 from warming.ops import metrics
 from warming.settings import Rate
 
-__all__ = ["ClusterLimiter", "ConcurrencyLimit", "Grant"]
+__all__ = ["ClusterLimiter", "ConcurrencyLimit", "DailyQuota", "Grant"]
 
 # An adaptive slow-down never stops traffic altogether: at 5% a limit still probes
 # the far side often enough to notice that it has recovered.
@@ -212,3 +212,25 @@ class ConcurrencyLimit:
             yield True
         finally:
             self.release(token)
+
+
+class DailyQuota:
+    """At most `quota` items a UTC day for one account, counted by every worker at once.
+
+    Push APIs meter URLs per day (Alibaba Cloud's PushObjectCache: 1,000 by default); one
+    Lua script takes what is left, so two workers never both take the last of it.
+    """
+
+    def __init__(self, redis: Redis, account: str, quota: int) -> None:
+        self.quota = quota
+        self._key = keys.PUSH_QUOTA.format(account=account)
+        self._script = redis.register_script(lua.source("push_quota"))
+
+    def take(self, n: int) -> int:
+        """Take up to `n` of today's quota: how many were taken (0: it is used up)."""
+        return int(self._script(keys=[self._key], args=[self.quota, n, 0])) if n else 0
+
+    def give_back(self, n: int) -> None:
+        """Return `n` taken for a call the vendor did not accept."""
+        if n:
+            self._script(keys=[self._key], args=[self.quota, n, 1])

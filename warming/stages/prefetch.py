@@ -41,6 +41,7 @@ from warming.sources.tagindex import record_many
 from warming.stages.freshness import Proof, differs_from_origin, origin_key, stale
 from warming.stages.outcome import Done, RetryIn
 from warming.stages.proof import proof_for
+from warming.stages.push import how_warmed
 from warming.stages.send import Throttled, fetch, reserve
 from warming.stages.timing import backoff, cap
 from warming.stages.verdict import (
@@ -142,6 +143,7 @@ def prefetch(
         else:
             warm[pair] = warm_record(pair, got, tried + 1)
             answers[pair] = got
+    how_warmed(rt, plan, warm, answers)  # push mode: did the push fill it, or this GET?
     verdicts: dict[Pair, Verdict] = {p: as_failed(r) for p, r in warm.items() if p not in answers}
     # A shield seen through the edges is proven by their warm answers, later (upstream_of).
     deferred = phase == 0 and plan.shield_seen_through_edges is not None
