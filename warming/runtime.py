@@ -15,7 +15,7 @@ from functools import cached_property
 
 import redis
 
-from warming import rediskit
+from warming import defaults, rediskit
 from warming.batch.coalesce import Coalescer
 from warming.batch.plan import Plan
 from warming.batch.store import BatchStore
@@ -24,10 +24,13 @@ from warming.broker import tasknames as T
 from warming.broker.canvas import Canvas
 from warming.broker.messages import Messages, messages
 from warming.cdn import Purger, as_planned, purger_for
+from warming.cdn import push as cdn_push
+from warming.errors import ConfigError
 from warming.pop.adaptive import Governor
 from warming.pop.client import PopClient
-from warming.pop.limits import ClusterLimiter, ConcurrencyLimit
-from warming.settings import CdnSettings, PopSettings, Settings, load_settings
+from warming.pop.discover import Discoverer
+from warming.pop.limits import ClusterLimiter, ConcurrencyLimit, DailyQuota
+from warming.settings import CdnSettings, PopSettings, Rate, Settings, load_settings
 from warming.sources.filter import URLFilter
 
 
@@ -41,6 +44,8 @@ class Runtime:
         # Per PoP name, for the PoPs of the plans this process has worked on.
         self._pop_limiters: dict[str, ClusterLimiter] = {}
         self._governors: dict[str, Governor] = {}
+        self._pushers: dict[str, cdn_push.Pusher] = {}
+        self._push_limiters: dict[str, ClusterLimiter] = {}
 
     @property
     def broker_url(self) -> str:
@@ -77,6 +82,11 @@ class Runtime:
     def url_filter(self) -> URLFilter:
         """The SPEC's URL filter for `site` (built once: settings never change)."""
         return URLFilter.from_site(self.settings.site)
+
+    @cached_property
+    def discoverer(self) -> Discoverer:
+        """Finds the PoPs that have no `url` (one DNS cache for the process)."""
+        return Discoverer(self.settings.site, self.settings.discover)
 
     @cached_property
     def client(self) -> PopClient:
@@ -155,6 +165,38 @@ class Runtime:
             limiter = ClusterLimiter(self.redis, name, rate, burst=max(1, int(rate.per_second)))
             self._purge_limiters[name] = limiter
         return limiter
+
+
+    def pusher_for(self, plan: Plan) -> cdn_push.Pusher:
+        """The push API of `plan` (push mode), as planned, with this worker's token.
+
+        Raises ConfigError when this worker cannot push as the batch was planned.
+        """
+        if plan.warm is None:
+            raise ConfigError("warm.mode", "the batch was not planned in push mode")
+        key = json.dumps(plan.warm, sort_keys=True)
+        pusher = self._pushers.get(key)
+        if pusher is None:
+            pusher = cdn_push.pusher_for(cdn_push.as_planned(plan.warm, self.settings.warm))
+            if len(self._pushers) >= _PURGERS_KEPT:
+                self._pushers.pop(next(iter(self._pushers)))
+            self._pushers[key] = pusher
+        return pusher
+
+    def push_limiter(self, pusher: cdn_push.Pusher) -> ClusterLimiter:
+        """The call rate of `pusher`'s account, shared by every worker (Gcore: 1/m)."""
+        name = f"push:{pusher.account}"
+        rate = Rate(pusher.rate.count, pusher.rate.period_s * defaults.PUSH_RATE_MARGIN)
+        limiter = self._push_limiters.get(name)
+        if limiter is None or limiter.rate != rate:
+            limiter = ClusterLimiter(self.redis, name, rate)
+            self._push_limiters[name] = limiter
+        return limiter
+
+    def push_quota(self, pusher: cdn_push.Pusher) -> DailyQuota | None:
+        """`warm.daily_quota` of `pusher`'s account, or None when it has none."""
+        quota = pusher.warm.daily_quota
+        return None if quota is None else DailyQuota(self.redis, pusher.account, quota)
 
 
 # Purgers a process keeps, one per shape of plan (CDN settings, PoPs) it has purged.

@@ -9,13 +9,22 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -26,10 +35,13 @@ from pydantic_settings import (
 from warming import defaults
 from warming.cdnsettings import CdnSettings as CdnSettings
 from warming.deploysettings import DeploySettings
+from warming.discoversettings import DiscoverSettings as DiscoverSettings
+from warming.discoversettings import check_pop_code, check_resolver, check_subnet
 from warming.errors import ConfigError
 from warming.opssettings import LogSettings, MetricsSettings, NotifySettings, ReportSettings
 from warming.schedulesettings import ScheduleSettings as ScheduleSettings
 from warming.schedulesettings import parse_duration_s as parse_duration_s
+from warming.warmsettings import WarmSettings as WarmSettings
 
 # How urgent a batch is: "high" (webhooks, interactive CLI), "normal", or "bulk"
 # (sitemaps, files, schedules), whose prefetches use their own queue.
@@ -68,6 +80,15 @@ def _check_rate(v: str | None) -> str | None:
     if v is not None:
         Rate.parse(v)
     return v
+
+
+def _optional(check: Callable[[str], str]) -> Callable[[str | None], str | None]:
+    """`check` for an optional key: None passes."""
+
+    def run(v: str | None) -> str | None:
+        return v if v is None else check(v)
+
+    return run
 
 
 class _Strict(BaseModel):
@@ -117,12 +138,37 @@ class SiteSettings(_Strict):
 
 class PopSettings(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
-    url: str
+    # Where requests go. Left out, the PoP is found each batch (warming.pop.discover): by
+    # asking `resolver` (with `client_subnet`: as for users there, EDNS Client Subnet) for
+    # discover.hostname, or by CloudFront's per-PoP host name for `cloudfront_pop`.
+    url: str = ""
     tier: Literal["edge", "shield"] = "edge"
     cache_header: str | None = None
     rate: str | None = None
+    resolver: str | None = None
+    client_subnet: str | None = None
+    cloudfront_pop: str | None = None
 
     _rate = field_validator("rate")(_check_rate)
+    _resolver = field_validator("resolver")(_optional(check_resolver))
+    _subnet = field_validator("client_subnet")(_optional(check_subnet))
+    _pop_code = field_validator("cloudfront_pop")(_optional(check_pop_code))
+
+    @property
+    def discovered(self) -> bool:
+        """Whether the address is found by DNS rather than given as `url`."""
+        return bool(self.resolver or self.client_subnet or self.cloudfront_pop)
+
+    @model_validator(mode="after")
+    def _addressed(self) -> PopSettings:
+        if not self.url and not self.discovered:
+            raise ValueError(
+                "needs url (an address such as http://203.0.113.10:8080), or resolver, "
+                "client_subnet or cloudfront_pop to find one"
+            )
+        if self.url and self.discovered:
+            raise ValueError("has url and also resolver/client_subnet/cloudfront_pop: set one")
+        return self
 
     @cached_property
     def rate_limit(self) -> Rate | None:
@@ -132,6 +178,8 @@ class PopSettings(_Strict):
     @field_validator("url")
     @classmethod
     def _url(cls, v: str) -> str:
+        if not v:
+            return v
         parts = urlsplit(v)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError("must be an http(s) address such as http://203.0.113.10:8080")
@@ -316,6 +364,8 @@ class Settings(BaseSettings):
     schedules: list[ScheduleSettings] = Field(default_factory=list)
     traffic: TrafficSettings = Field(default_factory=TrafficSettings)
     deploy: DeploySettings = Field(default_factory=DeploySettings)
+    warm: WarmSettings = Field(default_factory=WarmSettings)
+    discover: DiscoverSettings = Field(default_factory=DiscoverSettings)
 
     @field_validator("schedules")
     @classmethod
@@ -337,6 +387,16 @@ class Settings(BaseSettings):
         if dup:
             raise ValueError(f"PoP names must be unique; repeated: {', '.join(sorted(dup))}")
         return v
+
+    @model_validator(mode="after")
+    def _discoverable(self) -> Settings:
+        named = [p.name for p in self.pops if p.cloudfront_pop]
+        if named and not self.discover.cloudfront_domain:
+            raise ValueError(
+                f"discover.cloudfront_domain (the distribution's dXXXX.cloudfront.net) is "
+                f"needed to find pops {', '.join(named)} by cloudfront_pop"
+            )
+        return self
 
     @classmethod
     def settings_customise_sources(

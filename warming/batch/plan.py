@@ -12,6 +12,7 @@ import functools
 import json
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
@@ -55,6 +56,11 @@ class Plan:
     statuses: tuple[int, ...] = defaults.HIT_STATUSES
     # Seconds until these URLs are warmed again (a schedule's interval), else None.
     refresh_s: float | None = None
+    # `warm` as planned in push mode, without the token (None: every pair warmed by GET).
+    warm: dict[str, Any] | None = None
+    # PoPs found by DNS (warming.pop.discover): name -> the address used and how it was
+    # found, or the error (that PoP's pairs then fail with it). The report shows these.
+    addresses: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @classmethod
     def build(
@@ -65,11 +71,15 @@ class Plan:
         tags: list[str] | None = None,
         purge: bool = True,
         priority: Priority = "high",
+        pops: Sequence[PopSettings] | None = None,
+        addresses: dict[str, dict[str, Any]] | None = None,
     ) -> Plan:
+        """The plan for `urls`; `pops` with their addresses found (default settings.pops)."""
         plan = cls(
             batch_id=batch_id,
             urls=tuple(urls),
-            pops=tuple(settings.pops),
+            pops=tuple(settings.pops if pops is None else pops),
+            addresses=dict(addresses or {}),
             variants=tuple(settings.site.variants),
             tags=tuple(tags or ()),
             purge=purge,
@@ -82,10 +92,12 @@ class Plan:
             freshness=settings.verify.proof(purge and settings.cdn.layers != ["none"]),
             origin_url=settings.verify.origin_url,
             statuses=tuple(settings.verify.statuses),
+            warm=settings.warm.planned(),
         )
         budget = settings.batch.deadline_s or plan.default_budget(
             settings.limits.prefetch_rate.per_second, settings.limits.purge_rate.per_second
         )
+        budget += 0 if settings.batch.deadline_s else settings.warm.budget_s(len(urls))
         return replace(plan, deadline=plan.created_at + budget)
 
     def default_budget(self, prefetch_per_s: float, purge_per_s: float) -> float:
@@ -105,6 +117,17 @@ class Plan:
             if p.name == name:
                 return p
         raise KeyError(name)
+
+    def unaddressed(self, pop: str) -> str | None:
+        """Why `pop` has no address in this batch (its DNS question failed), or None."""
+        found = self.addresses.get(pop)
+        if not found or not found.get("error"):
+            return None
+        return f"no address for PoP {pop}: {found.get('how', '')}: {found['error']}"
+
+    def addressed_pops(self) -> tuple[PopSettings, ...]:
+        """The PoPs requests can go to (a purge per PoP skips those without an address)."""
+        return tuple(p for p in self.pops if self.unaddressed(p.name) is None)
 
     def variant(self, name: str) -> Variant:
         for v in self.variants:
@@ -187,7 +210,9 @@ class Plan:
         d: dict[str, Any] = {
             "batch_id": self.batch_id,
             "urls": list(self.urls),
-            "pops": [p.model_dump() for p in self.pops],
+            # Defaults left out, so a worker one release older reads a plan that uses none
+            # of the keys added since (PopSettings forbids keys it does not know).
+            "pops": [p.model_dump(exclude_defaults=True) for p in self.pops],
             "variants": [v.model_dump() for v in self.variants],
             "tags": list(self.tags),
             "purge": self.purge,
@@ -203,7 +228,10 @@ class Plan:
             "origin_url": self.origin_url,
             "statuses": list(self.statuses),
             "refresh_s": self.refresh_s,
+            "warm": self.warm,
         }
+        if self.addresses:
+            d["addresses"] = self.addresses
         return json.dumps(d, separators=(",", ":"))
 
     @classmethod
@@ -228,6 +256,8 @@ class Plan:
             origin_url=d.get("origin_url"),
             statuses=tuple(d.get("statuses", defaults.HIT_STATUSES)),
             refresh_s=d.get("refresh_s"),
+            warm=d.get("warm"),
+            addresses=d.get("addresses", {}),
         )
 
 

@@ -20,6 +20,7 @@ from warming.batch.store import BatchStore, NewBatch
 from warming.broker import tasknames as T
 from warming.broker.messages import Message, Messages
 from warming.errors import BrokerUnavailable
+from warming.pop.discover import Discoverer
 from warming.settings import Settings
 from warming.sources.filter import Dropped, URLFilter
 from warming.sources.lists import dedupe
@@ -112,6 +113,7 @@ def new_batch(
     batch_id: str,
     carried: dict[str, str] | None = None,
     also: Sequence[Message] = (),
+    discoverer: Discoverer | None = None,
 ) -> NewBatch:
     """The one way a batch is built: its plan, trigger, dropped URLs and first messages.
 
@@ -119,7 +121,15 @@ def new_batch(
     messages queued in the same step (coalescing's trailing runs).
     """
     carried = req.carried if carried is None else carried
-    plan = Plan.build(batch_id, settings, sel.urls, sel.tags, req.purge, req.priority)
+    finder = discoverer or Discoverer(settings.site, settings.discover)
+    pops, found = finder.addressed(settings.pops)
+    addresses = {name: {**f.as_dict(), "how": f.how()} for name, f in found.items()}
+    for pop in pops:
+        if pop.name in addresses:
+            addresses[pop.name]["url"] = None if addresses[pop.name]["error"] else pop.url
+    plan = Plan.build(
+        batch_id, settings, sel.urls, sel.tags, req.purge, req.priority, pops, addresses
+    )
     if req.refresh_s:
         plan = replace(plan, refresh_s=req.refresh_s)
     note = nothing_to_warm(plan, carried)
@@ -140,7 +150,15 @@ def publish(
     """
     try:
         sel = selection or select(rt.url_filter, rt.redis, req)
-        new = new_batch(rt.settings, rt.messages, req, sel, batch_id or new_batch_id(), also=also)
+        new = new_batch(
+            rt.settings,
+            rt.messages,
+            req,
+            sel,
+            batch_id or new_batch_id(),
+            also=also,
+            discoverer=rt.discoverer,
+        )
         rt.store.create(new)
     except redis.RedisError as e:
         raise BrokerUnavailable(f"Redis is unreachable: {type(e).__name__}") from None
@@ -169,3 +187,5 @@ class _Publisher(Protocol):
     def redis(self) -> redis.Redis: ...
     @property
     def store(self) -> BatchStore: ...
+    @property
+    def discoverer(self) -> Discoverer: ...

@@ -12,6 +12,11 @@ from warming.batch.plan import Pair
 
 WarmOutcome = Literal["warmed", "failed"]
 VerdictOutcome = Literal["hit", "miss", "failed"]
+# Push mode: how a pair was warmed. "push": the first GET after the push found it cached
+# (the push filled it); "get": warming's own GET did, and `warm_reason` says why.
+WarmedBy = Literal["push", "get"]
+# The reason of a pushed URL whose first GET at a PoP was not a HIT (rows leave it out).
+NOT_LANDED = "the push had not landed at this PoP: the first GET filled it"
 
 
 class _Record(TypedDict, total=False):
@@ -33,6 +38,10 @@ class _Record(TypedDict, total=False):
     at: float
     attempts: int
     error: str | None
+    warm: WarmedBy
+    warm_reason: str
+    # The CDN location that answered, as the response named it (warming.pop.cachestatus).
+    served_by: str | None
 
 
 class WarmRecord(_Record, total=False):

@@ -41,6 +41,10 @@ class Report(TypedDict, total=False):
     error: str
     note: str
     warnings: list[dict[str, Any]]
+    # PoPs found by DNS: the address each had in this batch and how it was found.
+    addresses: dict[str, dict[str, Any]]
+    # Hits per PoP by the location the answers named (an anycast CDN's colo, ...).
+    served_by: dict[str, dict[str, int]]
 
 
 def iso(ts: float | None) -> str | None:
@@ -49,7 +53,8 @@ def iso(ts: float | None) -> str | None:
 
 # What each result shows: the SPEC's fields first, then what a person debugging wants.
 _PUBLIC = ("url", "pop", "variant", "outcome", "status", "cache", "attempts", "error")
-_EXTRA = ("age", "size", "etag", "ttfb_ms", "elapsed_ms", "rewarmed", "via")
+_EXTRA = ("age", "size", "etag", "ttfb_ms", "elapsed_ms", "rewarmed", "via", "served_by",
+          "warm", "warm_reason")  # fmt: skip
 
 
 def public(rec: Verdict) -> dict[str, Any]:
@@ -93,6 +98,11 @@ def build(store: BatchStore, batch_id: str) -> Report | None:
         "variants": [v.name for v in plan.variants],
         "purge": plan.purge,
     }
+    if plan.addresses:
+        report["addresses"] = plan.addresses
+    seen = seen_at(ordered)
+    if seen:
+        report["served_by"] = seen
     if b.get("carried_by"):
         # Coalesced: these URLs of the request were purged and warmed by other batches.
         report["carried_by"] = json.loads(b["carried_by"])
@@ -105,6 +115,15 @@ def build(store: BatchStore, batch_id: str) -> Report | None:
         if count:
             report["warnings"] = [refresh_warning(plan.refresh_s, count, sample)]
     return report
+
+
+def seen_at(results: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
+    """Verified hits per PoP, by the location that answered (where answers name one)."""
+    out: dict[str, Counter[str]] = {}
+    for r in results:
+        if r.get("served_by") and r["outcome"] == "hit":
+            out.setdefault(r["pop"], Counter())[r["served_by"]] += 1
+    return {pop: dict(c.most_common()) for pop, c in out.items()}
 
 
 def refresh_warning(
@@ -148,6 +167,12 @@ def render(report: Report) -> str:
     for key in ("error", "note"):
         if report.get(key):
             lines.append(f"  {key}: {report[key]}")
+    for name, a in report.get("addresses", {}).items():
+        where = a.get("url") or f"no address ({a.get('error')})"
+        lines.append(f"  PoP {name}: {where}  [{a.get('how', '')}]")
+    for name, seen in report.get("served_by", {}).items():
+        where = ", ".join(f"{k} {v}" for k, v in seen.items())
+        lines.append(f"  PoP {name} hits served by: {where}")
     bad = [r for r in report["results"] if r["outcome"] != "hit"]
     for r in bad[:50]:
         lines.append(

@@ -16,19 +16,23 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, cast
 
 from warming.batch.plan import Pair, Plan
-from warming.batch.records import Verdict
+from warming.batch.records import NOT_LANDED, Verdict
 from warming.rediskit import text
 
 # The report's fields, in the order rows keep them (warming.batch.report).
 FIELDS = (
     "outcome", "status", "cache", "attempts", "error", "age", "size", "etag",
-    "ttfb_ms", "elapsed_ms", "rewarmed", "via",
+    "ttfb_ms", "elapsed_ms", "rewarmed", "via", "served_by", "warm", "warm_reason",
 )  # fmt: skip
 
 
 # A row spells the outcome in one letter and a flag as 0/1: bytes per pair add up.
 _OUTCOME = {"hit": "h", "miss": "m", "failed": "f"}
 _OUTCOME_BACK = {v: k for k, v in _OUTCOME.items()}
+# Push mode's `warm` in one letter too; a "get" row without a reason means NOT_LANDED.
+_WARM = {"push": "p", "get": "g"}
+_WARM_BACK = {v: k for k, v in _WARM.items()}
+_W, _WHY = FIELDS.index("warm"), FIELDS.index("warm_reason")
 _COMPACT = (",", ":")
 
 
@@ -37,6 +41,9 @@ def pack(v: Verdict) -> list[Any]:
     raw: Mapping[str, Any] = v
     row = [raw.get(f) for f in FIELDS]
     row[0] = _OUTCOME.get(str(row[0]), row[0])
+    if row[_W] is not None:
+        row[_W] = _WARM.get(str(row[_W]), row[_W])
+        row[_WHY] = None if row[_WHY] == NOT_LANDED else row[_WHY]
     row = [int(x) if isinstance(x, bool) else x for x in row]
     while row and row[-1] is None:
         row.pop()
@@ -52,6 +59,10 @@ def unpack(pair: Pair, row: Sequence[Any]) -> Verdict:
     out["outcome"] = _OUTCOME_BACK.get(str(out.get("outcome")), out.get("outcome"))
     if "rewarmed" in out:
         out["rewarmed"] = bool(out["rewarmed"])
+    if "warm" in out:
+        out["warm"] = _WARM_BACK.get(str(out["warm"]), out["warm"])
+        if out["warm"] == "get" and not out.get("warm_reason"):
+            out["warm_reason"] = NOT_LANDED
     return cast(Verdict, out)
 
 
@@ -103,4 +114,31 @@ def merge(
         pair = by_key.get(key)
         if pair is not None:
             out[key] = decode_one(pair, raw)
+    return out
+
+
+def slice_sources(plan: Plan, phase: int, n: int) -> list[tuple[str, list[Pair]]]:
+    """The chunk fields that can hold verdicts of slice `n`'s pairs, in `merge`'s order
+    (a later field's row wins): the slice's own chunks, then, for shields proven through
+    the edges, the first edge's chunks of the same URLs (`Plan.upstream_of`)."""
+    out = list(chunk_pairs(plan, phase, n))
+    if phase != 0 or plan.shield_seen_through_edges is None:
+        return out
+    pairs = plan.slice(phase, n)
+    per0 = len(plan.phases()[0]) * len(plan.variants)
+    per1 = len(plan.phases()[1]) * len(plan.variants)
+    first_url, last_url = (
+        (n * plan.slice_size) // per0,
+        (n * plan.slice_size + len(pairs) - 1) // per0,
+    )
+    seen: set[tuple[int, int]] = set()
+    for u in range(first_url, last_url + 1):
+        for v in range(len(plan.variants)):
+            i = u * per1 + v  # the first edge's pair of URL u, variant v
+            s, at = divmod(i, plan.slice_size)
+            lo = at - at % plan.chunk_size
+            if (s, lo) not in seen:
+                seen.add((s, lo))
+                hi = min(lo + plan.chunk_size, plan.phase_size(1) - s * plan.slice_size)
+                out.append((chunk_field(1, s, lo), plan.chunk_members(1, s, lo, hi)))
     return out

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
@@ -358,6 +358,31 @@ class BatchStore(ProofRecords):
             p.hgetall(K.RESULTS.format(id=batch_id))
             chunks, singles = p.execute()
         return results.merge(plan, text_map(chunks), singles)
+
+    def iter_results(self, batch_id: str) -> Iterator[tuple[Pair, Verdict]]:
+        """Every verdict recorded so far, in the plan's order, a slice at a time.
+
+        The same verdicts as `results` (single fields win over chunk rows), without
+        holding them all: a report of a million pairs is written as it is read.
+        """
+        plan = self.plan(batch_id)
+        singles = {
+            text(k) or "": v
+            for k, v in self.r.hscan_iter(K.RESULTS.format(id=batch_id), count=1000)
+        }
+        chunks = K.CHUNKS.format(id=batch_id)
+        for phase in range(len(plan.phases())):
+            for n in range(plan.n_slices(phase)):
+                sources = results.slice_sources(plan, phase, n)
+                raws = self.r.hmget(chunks, [f for f, _ in sources]) if sources else []
+                found: dict[Pair, Verdict] = {}
+                for (_, members), raw in zip(sources, raws, strict=True):
+                    found.update(results.decode_chunk(members, raw))
+                for pair in plan.slice(phase, n):
+                    single = singles.get(pair.key)
+                    v = results.decode_one(pair, single) if single else found.get(pair)
+                    if v is not None:
+                        yield pair, v
 
     def recent(self, limit: int = 50) -> list[str]:
         """The newest batch ids, newest first (at most RECENT_KEEP are kept)."""

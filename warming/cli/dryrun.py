@@ -23,7 +23,8 @@ def plan(settings: Settings, req: WarmRequest, sel: Selection) -> dict[str, Any]
     return {
         "urls": sel.urls,
         "tags": sel.tags,
-        "pops": [{"name": p.name, "tier": p.tier, "url": p.url} for p in pops],
+        # A PoP without `url` is found when the batch is planned (`warming pops` shows it).
+        "pops": [{"name": p.name, "tier": p.tier, "url": p.url or None} for p in pops],
         "variants": variants,
         "pairs": pairs,
         "priority": req.priority,

@@ -14,7 +14,7 @@ import redis
 from warming import __version__
 from warming.batch import report as reports
 from warming.batch.publish import WarmRequest, publish, select
-from warming.cli import batches, config, dryrun, extras, ranked, schedules
+from warming.cli import batches, config, dryrun, extras, pops, ranked, schedules
 from warming.cli.embedded import running
 from warming.cli.show import wait
 from warming.errors import BrokerUnavailable, ConfigError, WarmingError
@@ -89,6 +89,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--workers", type=int, default=1, help="shim processes sharing the port")
     sub.add_parser("demo", help="the whole system on this machine, with a local site and edges")
     batches.add_parser(sub)
+    pops.add_parser(sub)
     sc = sub.add_parser("schedules", help="each [[schedules]] entry, its last and next run")
     sc.add_argument("--json", action="store_true")
     c = sub.add_parser("config", help="the configuration file's schema, the effective settings")
@@ -136,6 +137,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_OK
         if args.command == "batches":
             return batches.run(settings, args)
+        if args.command == "pops":
+            return pops.run(settings, args)
         from warming.shim.serving import serve
 
         code = serve(use(settings), args.host, args.port, args.workers)
@@ -225,7 +228,7 @@ def _request(
 ) -> WarmRequest:
     """The request the arguments describe, sitemaps read (through a PoP)."""
     settings = rt.settings
-    pop = next((p for p in settings.pops if p.tier != "shield"), settings.pops[0])
+    pop = rt.discoverer.reader(settings.pops)
     dropped: list[Dropped] = []
     urls = list(urls)
     for sm in args.sitemap:

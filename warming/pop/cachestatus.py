@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
-__all__ = ["HEADER_ORDER", "Cache", "CacheStatus", "cache_status", "upstream_status"]
+__all__ = [
+    "HEADER_ORDER",
+    "Cache",
+    "CacheStatus",
+    "cache_status",
+    "served_by",
+    "upstream_status",
+]
 
 
 class Cache(StrEnum):
@@ -220,3 +227,30 @@ def _from_age(raw: str | None) -> CacheStatus:
     # Compare digits, not int(age): a 5,000-digit Age must not raise.
     positive = _DIGITS.fullmatch(age) is not None and age.strip("0") != ""
     return CacheStatus(Cache.HIT if positive else Cache.UNKNOWN, AGE, raw)
+
+
+# Headers that name the CDN location that answered, and how to read the code from each.
+_SERVED_BY: tuple[tuple[str, Callable[[str], str | None]], ...] = (
+    ("cf-ray", lambda v: v.rsplit("-", 1)[1] if "-" in v else None),  # 8d1f...70-FRA
+    ("x-amz-cf-pop", lambda v: v.split(",")[-1].strip()),  # FRA56-P1
+    # Fastly: its nodes, shield first ("cache-fra-etou8220033-FRA, cache-ams2100090-AMS").
+    ("x-served-by", lambda v: v.split(",")[-1].strip().rsplit("-", 1)[-1]),
+    ("x-vercel-id", lambda v: v.split("::", 1)[0] if "::" in v else None),  # fra1::iad1::…
+)
+
+
+def served_by(headers: Mapping[str, str]) -> str | None:
+    """The CDN location that answered, as the response names it (CF-Ray's colo, CloudFront's
+    X-Amz-Cf-Pop, Fastly's X-Served-By, Vercel's x-vercel-id), or None.
+
+    On an anycast CDN (Cloudflare) a PoP cannot be chosen: this is where the request
+    really went, what the report shows and what verification counts.
+    """
+    lower = _lower_names(headers)
+    for name, read in _SERVED_BY:
+        raw = lower.get(name)
+        if raw:
+            code = read(raw.strip())
+            if code and len(code) <= 32 and code.replace("-", "").isalnum():
+                return code
+    return None

@@ -24,7 +24,7 @@ from requests.adapters import HTTPAdapter
 
 from warming.errors import ConfigError, FetchError, RetryLater
 from warming.ops import metrics
-from warming.pop.cachestatus import CacheStatus, cache_status
+from warming.pop.cachestatus import CacheStatus, cache_status, served_by
 from warming.pop.retry import parse_retry_after
 from warming.settings import FetchSettings, PopSettings, SiteSettings, Variant
 
@@ -57,6 +57,8 @@ class Fetched:
     # serve it stale while it revalidates (stale-while-revalidate, RFC 5861).
     lifetime_s: int | None = None
     swr_s: int | None = None
+    # The CDN location that answered, where the response names it (CF-Ray's colo, ...).
+    served_by: str | None = None
 
 
 class _SNIAdapter(HTTPAdapter):
@@ -204,6 +206,7 @@ class PopClient:
             last_modified=resp.headers.get("last-modified"),
             lifetime_s=shared_lifetime(resp.headers.get("cache-control")),
             swr_s=directive_s(resp.headers.get("cache-control"), "stale-while-revalidate"),
+            served_by=served_by(resp.headers),
         )
         check_status(got, url, pop.name)
         return got

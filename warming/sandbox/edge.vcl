@@ -70,6 +70,7 @@ sub vcl_deliver {
         set resp.http.X-Cache = req.http.X-Sandbox-Cache;
     }
     unset req.http.X-Sandbox-Cache;
+    ${deliver_block}
 }
 
 sub vcl_synth {

@@ -41,7 +41,7 @@ _PARAMS = {
     # start() asks varnishadm for the port; that must not fill the system log.
     "syslog_cli_traffic": "off",
 }
-_LISTEN_RE = re.compile(r"127\.0\.0\.1 (\d+)")
+_LISTEN_RE = re.compile(r"127\.\d+\.\d+\.\d+ (\d+)")
 
 
 def _find(program: str) -> str | None:
@@ -113,7 +113,12 @@ _BACKEND = {
 }
 
 
-def render_vcl(backend: tuple[str, int], throttle_rps: int | None, quirk: str = "honest") -> str:
+def render_vcl(
+    backend: tuple[str, int],
+    throttle_rps: int | None,
+    quirk: str = "honest",
+    colo: str | None = None,
+) -> str:
     """The edge VCL for this backend; ``throttle_rps`` None or 0 disables the throttle."""
     if quirk not in QUIRKS:
         raise ValueError(f"quirk must be one of {QUIRKS}, not {quirk!r}")
@@ -127,6 +132,7 @@ def render_vcl(backend: tuple[str, int], throttle_rps: int | None, quirk: str = 
         purge_block=_PURGE[quirk],
         hit_block=_HIT.get(quirk, ""),
         backend_block=_BACKEND.get(quirk, ""),
+        deliver_block=f'set resp.http.CF-Ray = "7d1a2b3c4d5e6f70-{colo}";' if colo else "",
     )
 
 
@@ -147,8 +153,16 @@ class VarnishEdge:
         throttle_rps: int | None = None,
         workdir: str | Path | None = None,
         quirk: str = "honest",
+        listen: str = "127.0.0.1:0",
+        colo: str | None = None,
+        storage: str = "malloc,64m",
     ) -> None:
+        """`listen`: a loopback address and port (0: the kernel's pick); `colo`: answers
+        carry `CF-Ray: …-<colo>`, as a Cloudflare location names itself."""
         self.name = name
+        self.listen = listen
+        self.colo = colo
+        self.storage = storage  # varnishd -s: bigger for the benchmarks' 250k objects
         self.backend = backend
         self.throttle_rps = throttle_rps
         self.quirk = quirk
@@ -167,8 +181,12 @@ class VarnishEdge:
         return self._port
 
     @property
+    def host(self) -> str:
+        return self.listen.rpartition(":")[0]
+
+    @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     def __enter__(self) -> Self:
         return self.start()
@@ -200,18 +218,18 @@ class VarnishEdge:
             "-n",
             str(self.workdir / "varnishd"),
             "-a",
-            "127.0.0.1:0",
+            self.listen,
             "-T",
             "127.0.0.1:0",
             "-f",
             str(vcl),
             "-s",
-            "malloc,64m",
+            self.storage,
         ]
         for param, value in _PARAMS.items():
             command += ["-p", f"{param}={value}"]
         try:
-            vcl.write_text(render_vcl(self.backend, self.throttle_rps, self.quirk))
+            vcl.write_text(render_vcl(self.backend, self.throttle_rps, self.quirk, self.colo))
             with open(self.workdir / "varnishd.log", "wb") as log:
                 self._proc = subprocess.Popen(
                     command,
@@ -242,7 +260,7 @@ class VarnishEdge:
             # before that varnishadm would block in its own retry loop.
             if self._port is None and (self.workdir / "varnishd" / "_.pid").exists():
                 self._port = self._listen_port(varnishadm)
-            if self._port is not None and _healthy(self._port):
+            if self._port is not None and _healthy(self._port, self.host):
                 return
             time.sleep(_POLL_S)
         raise SandboxError(
@@ -303,8 +321,8 @@ class VarnishEdge:
             guard.release()
 
 
-def _healthy(port: int) -> bool:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+def _healthy(port: int, host: str = "127.0.0.1") -> bool:
+    conn = http.client.HTTPConnection(host, port, timeout=1)
     try:
         conn.request("GET", HEALTH_PATH)
         response = conn.getresponse()

@@ -58,6 +58,7 @@ def start_world(
     latency_s: float = 0.0,
     prefer_varnish: bool = True,
     quirks: dict[str, str] | None = None,
+    storage: str | None = None,
 ) -> World:
     """Start an origin, a shield if asked, and ``n_edges`` edges named edge1, edge2, ...
 
@@ -65,18 +66,22 @@ def start_world(
     edges are throttled. Varnish is used when available and preferred, else
     PyEdge. If anything fails to start, whatever did start is stopped. ``quirks`` makes
     named PoPs misbehave on PURGE (Varnish only; see ``warming.sandbox.varnish.QUIRKS``).
+    ``storage`` is each Varnish's ``-s`` (default malloc,64m).
     """
     quirks = quirks or {}
+    extra: dict[str, Any] = {"storage": storage} if storage else {}
     use_varnish = prefer_varnish and varnish_available()
-    if quirks and not use_varnish:
-        raise ValueError("PoP quirks need Varnish (varnishd is not available)")
+    if (quirks or storage) and not use_varnish:
+        raise ValueError("PoP quirks and storage need Varnish (varnishd is not available)")
     kind: type[VarnishEdge] | type[PyEdge] = VarnishEdge if use_varnish else PyEdge
     world = World(origin=Origin(latency_s=latency_s), kind="varnish" if use_varnish else "python")
     try:
         world.origin.start()
         upstream = world.origin.port
         if shield:
-            world.shield = kind(SHIELD_NAME, (LOOPBACK, upstream), **_quirk(quirks, SHIELD_NAME))
+            world.shield = kind(
+                SHIELD_NAME, (LOOPBACK, upstream), **_quirk(quirks, SHIELD_NAME), **extra
+            )
             upstream = world.shield.start().port
         world.edges = [
             kind(
@@ -84,6 +89,7 @@ def start_world(
                 (LOOPBACK, upstream),
                 throttle_rps=throttle_rps,
                 **_quirk(quirks, f"edge{i}"),
+                **extra,
             )
             for i in range(1, n_edges + 1)
         ]

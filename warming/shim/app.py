@@ -217,7 +217,15 @@ class Shim:
         self, hook: Webhook, batch_id: str, sel: Selection, carried: dict[str, str]
     ) -> list[str | int]:
         """create.lua's arguments for this webhook's batch of `sel`'s URLs."""
-        new = new_batch(self.rt.settings, self.rt.messages, hook.req, sel, batch_id, carried)
+        new = new_batch(
+            self.rt.settings,
+            self.rt.messages,
+            hook.req,
+            sel,
+            batch_id,
+            carried,
+            discoverer=self.rt.discoverer,
+        )
         return self.rt.store.create_args(new)
 
     def _coalesced(

@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 from warming.errors import RejectedURL, WarmingError
 from warming.pop.client import PopClient
+from warming.pop.discover import Discoverer
 from warming.settings import PopSettings, Settings
 from warming.sources.filter import URLFilter
 
@@ -47,7 +48,7 @@ def wait_for_build(
     pop = (
         PopSettings(name="origin", url=where)
         if where
-        else next((p for p in settings.pops if p.tier != "shield"), settings.pops[0])
+        else Discoverer(settings.site, settings.discover).reader(settings.pops)
     )
     start = time.monotonic()
     old = None if expected else _version(client, pop, url, d.version_header)

@@ -26,7 +26,7 @@ from warming.errors import ConfigError, PurgeError, RetryLater
 from warming.runtime import Runtime
 from warming.stages.ended import ended
 from warming.stages.outcome import Continue, Done, Failed, Outcome, RetryIn
-from warming.stages.phases import start_phase
+from warming.stages.push import begin_warming
 from warming.stages.timing import backoff, cap
 
 log = logging.getLogger(__name__)
@@ -41,10 +41,10 @@ def purge(rt: Runtime, batch_id: str, start: int = 0, attempt: int = 0) -> Outco
     if store.state(batch_id) in ("warming", "verifying"):
         # Redelivered after warming began (its worker died launching slices): purging again
         # would empty caches already warmed and verified. Launch only what is missing.
-        start_phase(rt, plan, 0)
+        begin_warming(rt, plan, resumed=True)
         return Done("resumed")
     if not plan.purge:
-        start_phase(rt, plan, 0)
+        begin_warming(rt, plan)
         return Done("not purged")
     try:
         purger = rt.purger_for(plan)
@@ -53,7 +53,7 @@ def purge(rt: Runtime, batch_id: str, start: int = 0, attempt: int = 0) -> Outco
     limiter = rt.purge_limiter(purger.cdn)
     store.set_state(batch_id, "purging")
     try:
-        calls = purger.plan(plan.urls, plan.tags, plan.pops)
+        calls = purger.plan(plan.urls, plan.tags, plan.addressed_pops())
     except PurgeError as e:
         return fail(rt, batch_id, f"purge failed: {e}")
     if calls and start == 0:
@@ -88,7 +88,7 @@ def purge(rt: Runtime, batch_id: str, start: int = 0, attempt: int = 0) -> Outco
         wait = _settle(rt, batch_id, purger, pending, len(calls), attempt)
         if wait is not None:
             return wait
-    start_phase(rt, plan, 0)
+    begin_warming(rt, plan)  # push mode: the push first, then the slices
     return Done("purged")
 
 

@@ -76,7 +76,7 @@ def request(rt: Runtime, s: ScheduleSettings, since: datetime | None) -> WarmReq
         urls += ranked.urls[: s.top] if s.top else ranked.urls
         dropped += ranked.dropped
     if s.sitemap:
-        pop = next((p for p in rt.settings.pops if p.tier != "shield"), rt.settings.pops[0])
+        pop = rt.discoverer.reader(rt.settings.pops)
         sitemap = from_sitemap(rt.client, pop, s.sitemap, rt.url_filter, since)
         urls += sitemap.urls
         dropped += sitemap.dropped

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from contextlib import nullcontext
 
 from warming.batch.plan import Pair, Plan
-from warming.errors import RetryLater
+from warming.errors import FetchError, RetryLater
 from warming.pop.client import Fetched
 from warming.runtime import Runtime
 
@@ -64,6 +64,9 @@ def fetch(
     head: bool = False,
 ) -> Fetched:
     """GET (or HEAD) `pair` at its PoP at `at`, a reserved slot's time: no limit asked here."""
+    unaddressed = plan.unaddressed(pair.pop)
+    if unaddressed:  # its DNS question failed when the batch was planned
+        raise FetchError(unaddressed, url=pair.url, pop=pair.pop)
     delay = at - time.monotonic()
     if delay > 0:
         time.sleep(delay)

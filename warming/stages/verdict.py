@@ -43,6 +43,7 @@ def warm_record(pair: Pair, got: Fetched, attempts: int) -> WarmRecord:
         "elapsed_ms": round(got.elapsed_ms, 1),
         "attempts": attempts,
         "error": None,
+        "served_by": got.served_by,
     }
 
 
@@ -117,13 +118,23 @@ def check(
         rewarmed = False
         if why is not None:
             again = _send_patiently(send, pair, sleep)  # the re-warm
-            warmed = warm_record(pair, again, attempts)
+            warmed = {**warm_record(pair, again, attempts), **_how(warmed)}
             got = _send_patiently(send, pair, sleep)  # and the re-check
             why = problem(got, warmed, proof, pair)
             rewarmed = True
     except FetchError as e:
         return failed(pair, f"verification: {e}", attempts, e.status)
     return verdict_of(warmed, got, why, rewarmed)
+
+
+def _how(warmed: WarmRecord) -> WarmRecord:
+    """How the pair was warmed at first (push mode), kept through a re-warm."""
+    out: WarmRecord = {}
+    if "warm" in warmed:
+        out["warm"] = warmed["warm"]
+    if "warm_reason" in warmed:
+        out["warm_reason"] = warmed["warm_reason"]
+    return out
 
 
 def verdict_of(warmed: WarmRecord, got: Fetched, why: str | None, rewarmed: bool) -> Verdict:
@@ -138,6 +149,8 @@ def verdict_of(warmed: WarmRecord, got: Fetched, why: str | None, rewarmed: bool
         "attempts": int(warmed.get("attempts") or 1),
         "error": None if why is None else f"{why} after a re-warm",
         "rewarmed": rewarmed,
+        # What verification really saw: on an anycast CDN, maybe not where the warm went.
+        "served_by": got.served_by,
     }
     return rec
 
