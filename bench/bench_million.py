@@ -20,12 +20,13 @@ import json
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_cluster import machine, parse_iso, run_cli, start_workers, write_urls
-from bench_throughput import THREADS, PrivateRedis, config_for, log
+from bench_throughput import THREADS, PrivateRedis, _kind, config_for, log
 
 from warming.sandbox import start_world
 
@@ -55,6 +56,7 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
                 log(f"batch {state}")
                 rep = run_cli(config, "report", batch_id, "--json", timeout=args.timeout)
                 after = red.used()
+                kinds = _by_kind(red)
             finally:
                 for w in workers:
                     w.sample()
@@ -87,9 +89,19 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         "redis_rss_peak_mb": round(peak_rss / 2**20),
         "redis_limit_mb": REDIS_LIMIT_MB,
         "redis_after_batch_bytes_per_pair": round((after - before) / max(1, c["total"])),
+        "redis_after_batch_bytes_per_pair_by_kind": {
+            k: round(v / max(1, c["total"])) for k, v in kinds.most_common(8)
+        },
         "report_read_s": round(rep.wall_s, 1),
         "report_bytes": len(rep.stdout),
     }
+
+
+def _by_kind(red: PrivateRedis) -> Counter[str]:
+    sizes: Counter[str] = Counter()
+    for k in red.r.scan_iter(count=1000):
+        sizes[_kind(k.decode())] += int(red.r.memory_usage(k, samples=0) or 0)
+    return sizes
 
 
 def _follow(red: PrivateRedis, workers: list[Any], batch_id: str, timeout_s: float) -> tuple[

@@ -69,6 +69,11 @@ def _toml_value(v: Any) -> str:
     return json.dumps(v)  # JSON strings, numbers, booleans and arrays are valid TOML
 
 
+def warmed(r: Any, batch_id: str) -> int:
+    """How many warm answers a running batch has recorded (its chunks count them)."""
+    return int(r.hget(f"warming:batch:{batch_id}", "warmed") or 0)
+
+
 def write_config(
     path: Path,
     broker_url: str | None,

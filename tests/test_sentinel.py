@@ -16,7 +16,7 @@ import redis
 from fastapi.testclient import TestClient
 
 from tests.shim.test_app import settings_for, signed
-from tests.support import Worker, run_cli, varnish_world, wait_final, write_config
+from tests.support import Worker, run_cli, varnish_world, wait_final, warmed, write_config
 from warming import keys as K
 from warming import rediskit
 from warming.broker import config as celery_config
@@ -183,11 +183,11 @@ def test_a_failover_mid_batch_leaves_every_pair_accounted_for(
         res = run_cli(config, "warm", *[f"/ha/{i}" for i in range(100)], "--json")
         assert res.returncode == 0, res.stderr
         batch_id = json.loads(res.stdout)["batch_id"]
-        _wait("40 pairs warmed", lambda: r.hlen(K.WARM.format(id=batch_id)) >= 40)
+        _wait("40 pairs warmed", lambda: warmed(r, batch_id) >= 40)
         old = cluster.master_port()
         redis.Redis(port=cluster.sentinel_ports[0]).execute_command("SENTINEL", "FAILOVER", MASTER)
         _wait("a new master", lambda: cluster.master_port() != old)
-        failed_over_at = r.hlen(K.WARM.format(id=batch_id))
+        failed_over_at = warmed(r, batch_id)
         rep, waited = wait_final(config, batch_id, 200)
     finally:
         worker.stop()

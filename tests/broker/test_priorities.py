@@ -162,7 +162,8 @@ def test_a_big_warm_in_progress_delays_a_more_urgent_batch_by_seconds_at_most(
     assert rep["counts"]["hit"] == rep["counts"]["total"] == 5, rep
     assert rep["trigger"]["source"] == ("webhook:generic" if urgent == "webhook" else "cli")
     # The big warm was still going: the urgent batch went past it, it did not wait it out.
-    assert behind["state"] == "warming", behind["state"]
+    # ("verifying" once its last phase's first slice is verified: still running.)
+    assert behind["state"] in ("warming", "verifying"), behind["state"]
     left = BIG - sum(behind["counts"][k] for k in ("hit", "miss", "failed"))
     assert left > 300, f"only {left} pairs of the {background} warm were left"
     assert busy_s - idle_s <= ALLOWED_DELAY_S, (busy_s, idle_s)

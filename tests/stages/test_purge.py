@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.support import SITE, Worker, probe, varnish_world, warm_json, write_config
+from tests.support import SITE, Worker, probe, varnish_world, warm_json, warmed, write_config
 from warming import keys as K
 from warming.batch.publish import WarmRequest, new_batch, select
 from warming.runtime import Runtime, use
@@ -115,4 +115,4 @@ def test_a_plan_the_worker_cannot_honour_fails_the_batch_at_once_saying_why(
     assert state == "failed", batch
     assert took < 20, "failed by the purge task, not by the watchdog at the deadline"
     assert "cannot purge as the batch was planned" in batch["error"] and reason in batch["error"]
-    assert rt.redis.hlen(K.WARM.format(id=bid)) == 0, "nothing was warmed"
+    assert warmed(rt.redis, bid) == 0 and not rt.redis.exists(K.WARM.format(id=bid)), "warmed"

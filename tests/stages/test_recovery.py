@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import redis
 
-from tests.support import SITE, Worker, need, probe, run_cli, varnish_world, wait_final
+from tests.support import SITE, Worker, need, probe, run_cli, varnish_world, wait_final, warmed
 from tests.support import write_config as _write_config
 from warming import defaults
 from warming.sandbox import World
@@ -186,7 +186,7 @@ def test_redis_restarted_mid_batch_the_batch_ends_within_150_s(
         batch_id = start_batch(config, [f"/restart/{i}" for i in range(150)])
         r = redis.Redis.from_url(aof.url)
         end = time.monotonic() + 60
-        while r.hlen(f"warming:batch:{batch_id}:warm") < 200 and time.monotonic() < end:
+        while warmed(r, batch_id) < 200 and time.monotonic() < end:
             time.sleep(0.05)
         assert r.hget(f"warming:batch:{batch_id}", "state") != b"done", "restart mid-batch"
         aof.restart(down_s=2.0)

@@ -18,6 +18,7 @@ from tests.support import (
     varnish_world,
     wait_final,
     warm_json,
+    warmed,
     write_config,
 )
 from warming import defaults
@@ -84,9 +85,9 @@ def test_sigkilled_worker_then_a_fresh_one_accounts_for_every_pair(
     batch_id = json.loads(res.stdout)["batch_id"]
     r = redis.Redis.from_url(redis_url)
     end = time.monotonic() + 30
-    while r.hlen(f"warming:batch:{batch_id}:warm") < 60 and time.monotonic() < end:
+    while warmed(r, batch_id) < 60 and time.monotonic() < end:
         time.sleep(0.1)
-    warmed_before = r.hlen(f"warming:batch:{batch_id}:warm")
+    warmed_before = warmed(r, batch_id)
     assert 0 < warmed_before < 300, "the kill must land mid-batch"
     worker.kill()
     killed_at = time.monotonic()

@@ -193,6 +193,26 @@ class Plan:
             out.append(Pair(self.urls[u], pops[p].name, self.variants[v].name))
         return out
 
+    def locate(self, pair: Pair) -> tuple[int, int, int]:
+        """(phase, slice, chunk start within the slice) of the task that warms `pair`."""
+        for phase, pops in enumerate(self.phases()):
+            names = [p.name for p in pops]
+            if pair.pop in names:
+                v = [x.name for x in self.variants].index(pair.variant)
+                per_url = len(pops) * len(self.variants)
+                i = (
+                    self._url_index[pair.url] * per_url
+                    + names.index(pair.pop) * len(self.variants)
+                    + v
+                )
+                n, at = divmod(i, self.slice_size)
+                return phase, n, at - at % self.chunk_size
+        raise KeyError(pair.pop)
+
+    @functools.cached_property
+    def _url_index(self) -> dict[str, int]:
+        return {u: i for i, u in enumerate(self.urls)}
+
     def chunks(self, phase: int, n: int) -> list[tuple[int, int]]:
         """(lo, hi) bounds, within slice `n`, of its prefetch tasks' chunks."""
         size = min(self.slice_size, self.phase_size(phase) - n * self.slice_size)

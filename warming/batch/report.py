@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Any, TypedDict
+from typing import Any, TextIO, TypedDict
 
 from warming.batch.plan import Plan
 from warming.batch.records import Verdict
@@ -45,6 +46,9 @@ class Report(TypedDict, total=False):
     addresses: dict[str, dict[str, Any]]
     # Hits per PoP by the location the answers named (an anycast CDN's colo, ...).
     served_by: dict[str, dict[str, int]]
+    # Outcomes per PoP, over every pair; and with a summary, how many rows it left out.
+    by_pop: dict[str, dict[str, int]]
+    results_omitted: int
 
 
 def iso(ts: float | None) -> str | None:
@@ -67,15 +71,50 @@ def public(rec: Verdict) -> dict[str, Any]:
     return out
 
 
-def build(store: BatchStore, batch_id: str) -> Report | None:
-    """The report of a batch, or None for an unknown (or expired) batch."""
+# The rows a summary keeps of the pairs that are not a HIT (logs, notices, Flower's
+# result, the text report): their counts still cover every pair, and the JSON report
+# (`json_chunks`) streams every row however many there are.
+KEEP_NOT_HIT = 1000
+
+
+class _Scan:
+    """Counts over every result, and the rows kept: all, or the first `keep` not a HIT."""
+
+    def __init__(self, keep: int | None) -> None:
+        self.keep = keep
+        self.counts: Counter[str] = Counter()
+        self.by_pop: dict[str, Counter[str]] = {}
+        self.seen: dict[str, Counter[str]] = {}
+        self.rows: list[dict[str, Any]] = []
+        self.n = 0
+
+    def add(self, row: dict[str, Any]) -> None:
+        self.n += 1
+        outcome = str(row["outcome"])
+        self.counts[outcome] += 1
+        self.by_pop.setdefault(str(row["pop"]), Counter())[outcome] += 1
+        if row.get("served_by") and outcome == "hit":
+            self.seen.setdefault(str(row["pop"]), Counter())[str(row["served_by"])] += 1
+        if self.keep is None or (outcome != "hit" and len(self.rows) < self.keep):
+            self.rows.append(row)
+
+
+def build(store: BatchStore, batch_id: str, keep: int | None = None) -> Report | None:
+    """The report of a batch, or None for an unknown (or expired) batch.
+
+    `keep` None: every result. `keep` N: only the first N results that are not a HIT
+    (`results_omitted` says how many others there are); counts cover every pair
+    either way, and the verdicts are read a slice at a time, so a summary of a
+    million pairs stays small.
+    """
     b = store.fields(batch_id)
     if not b:
         return None
     plan = Plan.from_json(b["plan"])
-    results = store.results(batch_id)
-    ordered = [public(results[p.key]) for p in plan.all_pairs() if p.key in results]
-    counts = Counter(r["outcome"] for r in ordered)
+    scan = _Scan(keep)
+    for _, v in store.iter_results(batch_id):
+        scan.add(public(v))
+    counts = scan.counts
     dropped = json.loads(b.get("dropped") or "[]")
     report: Report = {
         "batch_id": batch_id,
@@ -87,9 +126,9 @@ def build(store: BatchStore, batch_id: str) -> Report | None:
             "miss": counts["miss"],
             "failed": counts["failed"],
             "dropped": len(dropped),
-            "pending": plan.total - len(ordered),
+            "pending": plan.total - scan.n,
         },
-        "results": ordered,
+        "results": scan.rows,
         "dropped": dropped,
         "started_at": iso(float(b["started_at"])) if b.get("started_at") else None,
         "finished_at": iso(float(b["finished_at"])) if b.get("finished_at") else None,
@@ -97,12 +136,17 @@ def build(store: BatchStore, batch_id: str) -> Report | None:
         "pops": [p.name for p in plan.pops],
         "variants": [v.name for v in plan.variants],
         "purge": plan.purge,
+        "by_pop": {
+            p.name: {k: scan.by_pop.get(p.name, Counter())[k] for k in ("hit", "miss", "failed")}
+            for p in plan.pops
+        },
     }
+    if keep is not None:
+        report["results_omitted"] = scan.n - len(scan.rows)
     if plan.addresses:
         report["addresses"] = plan.addresses
-    seen = seen_at(ordered)
-    if seen:
-        report["served_by"] = seen
+    if scan.seen:
+        report["served_by"] = {pop: dict(c.most_common()) for pop, c in scan.seen.items()}
     if b.get("carried_by"):
         # Coalesced: these URLs of the request were purged and warmed by other batches.
         report["carried_by"] = json.loads(b["carried_by"])
@@ -117,13 +161,36 @@ def build(store: BatchStore, batch_id: str) -> Report | None:
     return report
 
 
-def seen_at(results: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
-    """Verified hits per PoP, by the location that answered (where answers name one)."""
-    out: dict[str, Counter[str]] = {}
-    for r in results:
-        if r.get("served_by") and r["outcome"] == "hit":
-            out.setdefault(r["pop"], Counter())[r["served_by"]] += 1
-    return {pop: dict(c.most_common()) for pop, c in out.items()}
+_ROWS = "\u0000results\u0000"  # stands for the rows in the head's text
+
+
+def json_chunks(store: BatchStore, batch_id: str) -> Iterator[str] | None:
+    """The whole report as JSON text, in pieces, every result streamed (None: unknown).
+
+    The same document as `dump(build(...))`, one result per line: the head (counts, state,
+    dropped URLs) from a first pass over the verdicts, then the rows from a second. Of a
+    running batch, the rows may be a moment newer than the counts.
+    """
+    head = build(store, batch_id, keep=0)
+    if head is None:
+        return None
+    del head["results_omitted"]
+
+    def pieces() -> Iterator[str]:
+        text = json.dumps({**head, "results": _ROWS}, indent=2)
+        before, after = text.split(json.dumps(_ROWS), 1)
+        yield before + "["
+        sep = "\n    "
+        buf: list[str] = []
+        for _, v in store.iter_results(batch_id):
+            buf.append(sep + json.dumps(public(v)))
+            sep = ",\n    "
+            if len(buf) >= 500:
+                yield "".join(buf)
+                buf = []
+        yield "".join(buf) + ("\n  ]" if sep != "\n    " else "]") + after
+
+    return pieces()
 
 
 def refresh_warning(
@@ -178,13 +245,26 @@ def render(report: Report) -> str:
         lines.append(
             f"  {r['outcome'].upper():6} {r['pop']:<10} {r['url']}  {r.get('error') or ''}"
         )
-    if len(bad) > 50:
-        lines.append(f"  ... and {len(bad) - 50} more (use --json for all)")
+    not_hit = max(len(bad), c.get("miss", 0) + c.get("failed", 0))
+    if not_hit > 50:
+        lines.append(f"  ... and {not_hit - 50} more (use --json for all)")
     for d in report["dropped"][:20]:
         lines.append(f"  DROPPED {d['url']}  {d['reason']}")
     if len(report["dropped"]) > 20:
         lines.append(f"  ... and {len(report['dropped']) - 20} more dropped")
     return "\n".join(lines)
+
+
+def write_json(store: BatchStore, batch_id: str, out: TextIO) -> bool:
+    """Write the whole report as JSON to `out`, streamed; False for an unknown batch."""
+    pieces = json_chunks(store, batch_id)
+    if pieces is None:
+        return False
+    for piece in pieces:
+        out.write(piece)
+    out.write("\n")
+    out.flush()
+    return True
 
 
 def dump(report: Report) -> str:

@@ -17,7 +17,6 @@ from typing import Any, cast
 
 from warming.batch.plan import Pair, Plan
 from warming.batch.records import NOT_LANDED, Verdict
-from warming.rediskit import text
 
 # The report's fields, in the order rows keep them (warming.batch.report).
 FIELDS = (
@@ -97,26 +96,6 @@ def chunk_pairs(plan: Plan, phase: int, n: int) -> Iterable[tuple[str, list[Pair
         yield chunk_field(phase, n, lo), plan.chunk_members(phase, n, lo, hi)
 
 
-def merge(
-    plan: Plan, chunks: Mapping[str, bytes | str | None], singles: Mapping[Any, Any]
-) -> dict[str, Verdict]:
-    """Every verdict, by pair key: the chunks' rows, overridden by single fields."""
-    out: dict[str, Verdict] = {}
-    for phase in range(len(plan.phases())):
-        for n in range(plan.n_slices(phase)):
-            for field, pairs in chunk_pairs(plan, phase, n):
-                raw = chunks.get(field)
-                if raw:
-                    out.update((p.key, v) for p, v in decode_chunk(pairs, raw).items())
-    by_key = {p.key: p for p in plan.all_pairs()} if singles else {}
-    for k, raw in singles.items():
-        key = text(k) or ""
-        pair = by_key.get(key)
-        if pair is not None:
-            out[key] = decode_one(pair, raw)
-    return out
-
-
 def slice_sources(plan: Plan, phase: int, n: int) -> list[tuple[str, list[Pair]]]:
     """The chunk fields that can hold verdicts of slice `n`'s pairs, in `merge`'s order
     (a later field's row wins): the slice's own chunks, then, for shields proven through
@@ -124,21 +103,18 @@ def slice_sources(plan: Plan, phase: int, n: int) -> list[tuple[str, list[Pair]]
     out = list(chunk_pairs(plan, phase, n))
     if phase != 0 or plan.shield_seen_through_edges is None:
         return out
-    pairs = plan.slice(phase, n)
-    per0 = len(plan.phases()[0]) * len(plan.variants)
-    per1 = len(plan.phases()[1]) * len(plan.variants)
-    first_url, last_url = (
-        (n * plan.slice_size) // per0,
-        (n * plan.slice_size + len(pairs) - 1) // per0,
-    )
-    seen: set[tuple[int, int]] = set()
-    for u in range(first_url, last_url + 1):
-        for v in range(len(plan.variants)):
-            i = u * per1 + v  # the first edge's pair of URL u, variant v
-            s, at = divmod(i, plan.slice_size)
-            lo = at - at % plan.chunk_size
-            if (s, lo) not in seen:
-                seen.add((s, lo))
-                hi = min(lo + plan.chunk_size, plan.phase_size(1) - s * plan.slice_size)
-                out.append((chunk_field(1, s, lo), plan.chunk_members(1, s, lo, hi)))
-    return out
+    first_edge = plan.phases()[1][0].name
+    provers = [Pair(p.url, first_edge, p.variant) for p in plan.slice(phase, n)]
+    return out + own_chunks(plan, provers)
+
+
+def own_chunks(plan: Plan, pairs: Sequence[Pair]) -> list[tuple[str, list[Pair]]]:
+    """The chunk fields (with their members) in which `pairs` were warmed, each once."""
+    out: dict[str, list[Pair]] = {}
+    for pair in pairs:
+        phase, n, lo = plan.locate(pair)
+        field = chunk_field(phase, n, lo)
+        if field not in out:
+            hi = min(lo + plan.chunk_size, plan.phase_size(phase) - n * plan.slice_size)
+            out[field] = plan.chunk_members(phase, n, lo, hi)
+    return list(out.items())

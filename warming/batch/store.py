@@ -44,6 +44,10 @@ class NewBatch:
     done_note: str | None = None
 
 
+# Pairs without a verdict recorded failed per round trip when a batch ends.
+_FINISH_GROUP = 1000
+
+
 class BatchStore(ProofRecords):
     """Reads and writes one Redis database's batches."""
 
@@ -172,10 +176,15 @@ class BatchStore(ProofRecords):
         mine = {p: v for p, v in verdicts.items() if p in set(chunk)}
         others = {p: v for p, v in verdicts.items() if p not in mine}
         before = results.decode_chunk(chunk, self.r.hget(ckey, field)) if mine else {}
+        # A pair judged here needs no warm record: its verdict holds what it saw. The others
+        # (to verify, to retry, shields the edges will prove) keep theirs until judged.
+        pending = {pr: rec for pr, rec in warm.items() if pr not in verdicts}
         with self.r.pipeline() as p:
             if warm:
+                p.hincrby(K.BATCH.format(id=batch_id), "warmed", len(warm))
+            if pending:
                 key = K.WARM.format(id=batch_id)
-                p.hset(key, mapping={pr.key: json.dumps(rec) for pr, rec in warm.items()})
+                p.hset(key, mapping={pr.key: json.dumps(rec) for pr, rec in pending.items()})
                 p.expire(key, self.ttl_s * 2)
             if mine:
                 p.hset(ckey, field, results.encode_chunk(chunk, {**before, **mine}))
@@ -190,8 +199,13 @@ class BatchStore(ProofRecords):
             p.execute()
 
     def judged(self, plan: Plan, phase: int, n: int, extra: Sequence[Pair] = ()) -> set[Pair]:
-        """Which of slice `n`'s pairs and `extra` have a verdict (read, not decoded)."""
+        """Which of slice `n`'s pairs and `extra` have a verdict (read, not decoded).
+
+        `extra` (the shield pairs an edge slice proves) are looked for in their own
+        chunks too: a shield whose warm failed was judged there, and kept no warm record.
+        """
         fields = list(results.chunk_pairs(plan, phase, n))
+        fields += results.own_chunks(plan, extra)
         singles = [*plan.slice(phase, n), *extra]
         with self.r.pipeline(transaction=False) as p:
             p.hmget(K.CHUNKS.format(id=plan.batch_id), [f for f, _ in fields] or ["-"])
@@ -284,11 +298,17 @@ class BatchStore(ProofRecords):
 
     def progress(self, batch_id: str) -> dict[str, int]:
         with self.r.pipeline() as p:
+            p.hget(K.BATCH.format(id=batch_id), "warmed")
             p.hlen(K.WARM.format(id=batch_id))
             p.hlen(K.RESULTS.format(id=batch_id))
             p.hget(K.BATCH.format(id=batch_id), "chunk_verdicts")
-            warmed, singles, in_chunks = p.execute()
-        return {"warmed": int(warmed), "verified": int(singles) + int(in_chunks or 0)}
+            answers, pending, singles, in_chunks = p.execute()
+        # Warm records are kept only until a pair is judged, so the warmed count is the
+        # chunks' count of answers (a retried pair counts twice: capped at the total).
+        total = self.plan(batch_id).total
+        verified = min(total, int(singles) + int(in_chunks or 0))
+        warmed = max(int(answers or 0), int(pending), verified)
+        return {"warmed": min(total, warmed), "verified": verified}
 
     # -- finishing --------------------------------------------------------------
 
@@ -305,17 +325,21 @@ class BatchStore(ProofRecords):
             plan = self.plan(batch_id)
         except KeyError:
             return False
-        found = self.results(batch_id)
-        missing = [p for p in plan.all_pairs() if p.key not in found]
+        # A slice at a time (a batch may hold a million pairs): count the verdicts, and
+        # give each pair without one its `failed` verdict, saying why.
+        counts: Counter[str] = Counter()
+        why = note or error or "not verified"
+        missing: list[Pair] = []
+        for pair, v in self.iter_pairs(batch_id):
+            if v is not None:
+                counts[str(v.get("outcome"))] += 1
+                continue
+            missing.append(pair)
+            if len(missing) >= _FINISH_GROUP:
+                counts["failed"] += self._unverified(batch_id, missing, why)
+                missing = []
         if missing:
-            why = note or error or "not verified"
-            for pair, warm in zip(missing, self.warm_records(batch_id, missing), strict=True):
-                found[pair.key] = unverified(pair, warm, why)
-            key = K.RESULTS.format(id=batch_id)
-            for i in range(0, len(missing), 1000):
-                part = missing[i : i + 1000]
-                self.r.hset(key, mapping={p.key: results.encode_one(found[p.key]) for p in part})
-        counts = Counter(r["outcome"] for r in found.values())
+            counts["failed"] += self._unverified(batch_id, missing, why)
         fields: dict[Any, Any] = {
             "state": state,
             "finished_at": repr(time.time()),
@@ -336,6 +360,22 @@ class BatchStore(ProofRecords):
             p.execute()
         return True
 
+    def _unverified(self, batch_id: str, pairs: list[Pair], why: str) -> int:
+        """Record `pairs` failed (never verified, with `why`); how many."""
+        warm = self.warm_records(batch_id, pairs)
+        rows: dict[Any, Any] = {
+            p.key: results.encode_one(unverified(p, w, why))
+            for p, w in zip(pairs, warm, strict=True)
+        }
+        self.r.hset(K.RESULTS.format(id=batch_id), mapping=rows)
+        return len(rows)
+
+    def forget_warm(self, batch_id: str, pairs: Sequence[Pair]) -> None:
+        """Drop the warm records of pairs that have their verdicts (a slice verified): only
+        pairs still to judge need theirs, so Redis holds a window's worth, not a batch's."""
+        if pairs:
+            self.r.hdel(K.WARM.format(id=batch_id), *(p.key for p in pairs))
+
     def overdue(self, now: float | None = None) -> list[str]:
         ids = self.r.zrangebyscore(K.ACTIVE, "-inf", now or time.time())
         return texts(ids)  # type: ignore[arg-type]
@@ -350,21 +390,18 @@ class BatchStore(ProofRecords):
             ]
         return out
 
-    def results(self, batch_id: str) -> dict[str, Verdict]:
-        """Every verdict recorded so far, by pair key."""
-        plan = self.plan(batch_id)
-        with self.r.pipeline(transaction=False) as p:
-            p.hgetall(K.CHUNKS.format(id=batch_id))
-            p.hgetall(K.RESULTS.format(id=batch_id))
-            chunks, singles = p.execute()
-        return results.merge(plan, text_map(chunks), singles)
-
     def iter_results(self, batch_id: str) -> Iterator[tuple[Pair, Verdict]]:
         """Every verdict recorded so far, in the plan's order, a slice at a time.
 
         The same verdicts as `results` (single fields win over chunk rows), without
         holding them all: a report of a million pairs is written as it is read.
         """
+        for pair, v in self.iter_pairs(batch_id):
+            if v is not None:
+                yield pair, v
+
+    def iter_pairs(self, batch_id: str) -> Iterator[tuple[Pair, Verdict | None]]:
+        """Every pair of the plan, in order, with its verdict (None: none yet)."""
         plan = self.plan(batch_id)
         singles = {
             text(k) or "": v
@@ -380,9 +417,7 @@ class BatchStore(ProofRecords):
                     found.update(results.decode_chunk(members, raw))
                 for pair in plan.slice(phase, n):
                     single = singles.get(pair.key)
-                    v = results.decode_one(pair, single) if single else found.get(pair)
-                    if v is not None:
-                        yield pair, v
+                    yield pair, results.decode_one(pair, single) if single else found.get(pair)
 
     def recent(self, limit: int = 50) -> list[str]:
         """The newest batch ids, newest first (at most RECENT_KEEP are kept)."""

@@ -215,11 +215,13 @@ def _warm(settings: Settings, args: argparse.Namespace) -> int:
         if not args.json:
             print(f"batch {plan.batch_id}", file=sys.stderr)
         report = wait(rt.store, plan.batch_id)
-    if args.json and not args.wait:
-        print(json.dumps({"batch_id": plan.batch_id}))
-        print(reports.render(report), file=sys.stderr)
-    else:
-        print(reports.dump(report) if args.json else reports.render(report))
+        if args.json and not args.wait:
+            print(json.dumps({"batch_id": plan.batch_id}))
+            print(reports.render(report), file=sys.stderr)
+        elif args.json:  # every result, streamed: a million pairs never sit in memory
+            reports.write_json(rt.store, plan.batch_id, sys.stdout)
+        else:
+            print(reports.render(report))
     return reports.exit_code(report)
 
 
@@ -250,11 +252,14 @@ def _request(
 
 def _report(settings: Settings, args: argparse.Namespace) -> int:
     rt = use(settings)
-    report = reports.build(rt.store, args.batch_id)
+    report = reports.build(rt.store, args.batch_id, keep=reports.KEEP_NOT_HIT)
     if report is None:
         print(f"warming report: no batch {args.batch_id} (unknown or expired)", file=sys.stderr)
         return EXIT_NOT_ALL_HIT
-    print(reports.dump(report) if args.json else reports.render(report))
+    if args.json:
+        reports.write_json(rt.store, args.batch_id, sys.stdout)
+    else:
+        print(reports.render(report))
     return reports.exit_code(report)
 
 

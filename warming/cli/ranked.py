@@ -74,8 +74,12 @@ def warm(settings: Settings, args: argparse.Namespace) -> int:
             )
             return EXIT_OK
         done = [wait(rt.store, i) for i in ids]
-    if args.json:
-        print(json.dumps(done, indent=2))
-    else:
-        print("\n\n".join(reports.render(r) for r in done))
+        if args.json:  # a list of the whole reports, each streamed
+            for k, i in enumerate(ids):
+                sys.stdout.write("[\n" if k == 0 else ",\n")
+                for piece in reports.json_chunks(rt.store, i) or ["null"]:
+                    sys.stdout.write(piece)
+            sys.stdout.write("\n]\n")
+        else:
+            print("\n\n".join(reports.render(r) for r in done))
     return max(reports.exit_code(r) for r in done)

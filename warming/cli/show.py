@@ -6,7 +6,7 @@ import sys
 import time
 from typing import TextIO
 
-from warming.batch.report import Report, build
+from warming.batch.report import KEEP_NOT_HIT, Report, build
 from warming.batch.store import FINAL, BatchStore
 from warming.stages.watchdog import reap_overdue
 
@@ -38,7 +38,8 @@ def wait(store: BatchStore, batch_id: str, out: TextIO = sys.stderr, poll_s: flo
         time.sleep(poll_s)
     if tty:
         out.write("\r" + " " * 78 + "\r")
-    report = build(store, batch_id)
+    # A summary: counts over every pair, the rows that are not a HIT (`--json` streams all).
+    report = build(store, batch_id, keep=KEEP_NOT_HIT)
     if report is None:
         raise KeyError(batch_id)
     return report

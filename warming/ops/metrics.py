@@ -163,6 +163,13 @@ def batch_ended(report: Mapping[str, Any]) -> None:
         _m.verified.observe(max(0.0, (end_at - start_at).total_seconds()))
     except (KeyError, TypeError, ValueError):
         pass
+    by_pop = report.get("by_pop")
+    if by_pop is not None:  # every pair's outcome, however few results a summary lists
+        for pop, outcomes in by_pop.items():
+            for outcome, n in outcomes.items():
+                if n:
+                    _m.pairs.labels(outcome, pop).inc(n)
+        return
     tally = Tally((str(r.get("outcome")), str(r.get("pop"))) for r in report.get("results") or [])
     for (outcome, pop), n in tally.items():
         _m.pairs.labels(outcome, pop).inc(n)

@@ -52,6 +52,12 @@ def _not_hit(report: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     return [r for r in report.get("results") or [] if r.get("outcome") != "hit"]
 
 
+def _n_not_hit(report: Mapping[str, Any]) -> int:
+    """Pairs not a HIT: from the counts (a summary lists only the first of them)."""
+    c = report.get("counts") or {}
+    return max(len(_not_hit(report)), int(c.get("miss", 0)) + int(c.get("failed", 0)))
+
+
 def _headline(report: Mapping[str, Any]) -> str:
     c = report.get("counts") or {}
     source = (report.get("trigger") or {}).get("source", "?")
@@ -78,8 +84,8 @@ def slack_message(report: Mapping[str, Any], report_url: str | None = None) -> d
         f": {_escape(str(r.get('error') or 'no reason recorded'))}"
         for r in bad[:LISTED]
     ]
-    if len(bad) > LISTED:
-        listed.append(f"… and {len(bad) - LISTED} more")
+    if _n_not_hit(report) > LISTED:
+        listed.append(f"… and {_n_not_hit(report) - LISTED} more")
     blocks: list[dict[str, Any]] = [
         {"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)}}
     ]
@@ -111,7 +117,7 @@ def callback_event(report: Mapping[str, Any], report_url: str | None = None) -> 
         {k: r.get(k) for k in ("url", "pop", "variant", "outcome", "error")}
         for r in bad[:CALLBACK_LISTED]
     ]
-    data["not_hit_total"] = len(bad)
+    data["not_hit_total"] = _n_not_hit(report)
     data["status_url"] = report_url or f"/batches/{report.get('batch_id')}"
     return {"type": "batch.finished", "timestamp": report.get("finished_at"), "data": data}
 

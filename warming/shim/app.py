@@ -29,7 +29,7 @@ from typing import Any
 import redis
 import redis.asyncio as aioredis
 from fastapi import FastAPI, Query, Request
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel
 from redis.commands.core import AsyncScript
 from starlette.concurrency import run_in_threadpool
@@ -38,6 +38,7 @@ from warming import __version__, defaults, lua
 from warming import keys as K
 from warming.batch import listing
 from warming.batch.publish import Selection, WarmRequest, new_batch, new_batch_id, select
+from warming.batch.report import KEEP_NOT_HIT, json_chunks
 from warming.batch.report import build as build_report
 from warming.batch.store import State
 from warming.broker import tasknames as T
@@ -341,14 +342,22 @@ def create_app(rt: Runtime) -> FastAPI:
         if not authorized(request, report_token):
             return _unauthorized()
         try:
-            report = build_report(rt.store, batch_id)
+            if wants_html(request):
+                # The page's matrix shows PAGE_MAX_ROWS rows: a big batch's summary (the
+                # pairs not a HIT first) is what it can show, without reading every pair.
+                big = rt.store.plan(batch_id).total > defaults.PAGE_MAX_ROWS
+                report = build_report(rt.store, batch_id, keep=KEEP_NOT_HIT if big else None)
+                if report is None:
+                    raise KeyError(batch_id)
+                return HTMLResponse(page.render(report))
+            pieces = json_chunks(rt.store, batch_id)  # every result, streamed
+        except KeyError:
+            return _problem(404, "unknown batch (or its report expired)")
         except redis.RedisError:
             return _problem(503, "broker unreachable")
-        if report is None:
+        if pieces is None:
             return _problem(404, "unknown batch (or its report expired)")
-        if wants_html(request):
-            return HTMLResponse(page.render(report))
-        return JSONResponse(dict(report))
+        return StreamingResponse(pieces, media_type="application/json")
 
     metrics_token = rt.settings.metrics.token
     scrape = metrics.registry(lambda: observe.live(rt))

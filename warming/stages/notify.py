@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 
 from warming import defaults
-from warming.batch.report import build
+from warming.batch.report import KEEP_NOT_HIT, build
 from warming.errors import NotifyError
 from warming.ops import notify as notices
 from warming.runtime import Runtime
@@ -38,7 +38,7 @@ def message_id(batch_id: str) -> str:
 def notify(rt: Runtime, batch_id: str, channel: str, attempt: int = 0) -> Outcome:
     """Send the notice of `batch_id` on `channel` once."""
     n = rt.settings.notify
-    report = build(rt.store, batch_id)
+    report = build(rt.store, batch_id, keep=KEEP_NOT_HIT)
     if report is None:
         return Done("expired")
     link = f"{n.report_url.rstrip('/')}/batches/{batch_id}" if n.report_url else None

@@ -89,6 +89,12 @@ def verify(
                 return Continue({"start": 0}, countdown=1.0)
             for (pair, _), rec in zip(chunk, records, strict=True):
                 store.record_result(batch_id, pair, rec)
+    if phase != 0 or plan.shield_seen_through_edges is None:
+        # Every pair of the slice (and the shield pairs it proves) has its verdict now.
+        in_slice = plan.slice(phase, n)
+        store.forget_warm(
+            batch_id, [*in_slice, *(u for p in in_slice if (u := plan.upstream_of(p)))]
+        )
     _, phase_done = store.slice_done(batch_id, phase, n, plan.n_slices(phase))
     try:
         if phase_done:
