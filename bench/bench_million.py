@@ -57,6 +57,8 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
                 rep = run_cli(config, "report", batch_id, "--json", timeout=args.timeout)
                 after = red.used()
                 kinds = _by_kind(red)
+                chunk_bytes = sum(len(v) for v in red.r.hvals(f"warming:batch:{batch_id}:chunks"))
+                sample = red.r.hget(f"warming:batch:{batch_id}:chunks", "1:0:0")
             finally:
                 for w in workers:
                     w.sample()
@@ -92,6 +94,8 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         "redis_after_batch_bytes_per_pair_by_kind": {
             k: round(v / max(1, c["total"])) for k, v in kinds.most_common(8)
         },
+        "chunk_row_bytes_per_pair": round(chunk_bytes / max(1, c["total"]), 1),
+        "chunk_sample": (sample or b"").decode()[:300],
         "report_read_s": round(rep.wall_s, 1),
         "report_bytes": len(rep.stdout),
     }

@@ -32,6 +32,11 @@ _OUTCOME_BACK = {v: k for k, v in _OUTCOME.items()}
 _WARM = {"push": "p", "get": "g"}
 _WARM_BACK = {v: k for k, v in _WARM.items()}
 _W, _WHY = FIELDS.index("warm"), FIELDS.index("warm_reason")
+_REWARMED = FIELDS.index("rewarmed")
+_ETAG = FIELDS.index("etag")
+_MS = (FIELDS.index("ttfb_ms"), FIELDS.index("elapsed_ms"))
+# A hit's usual status and cache verdict go unwritten (null): most rows are hits.
+_HIT_DEFAULTS = {FIELDS.index("status"): 200, FIELDS.index("cache"): "HIT"}
 _COMPACT = (",", ":")
 
 
@@ -40,9 +45,17 @@ def pack(v: Verdict) -> list[Any]:
     raw: Mapping[str, Any] = v
     row = [raw.get(f) for f in FIELDS]
     row[0] = _OUTCOME.get(str(row[0]), row[0])
+    if row[0] == "h":
+        for i, usual in _HIT_DEFAULTS.items():
+            row[i] = None if row[i] == usual else (row[i] if row[i] is not None else "")
     if row[_W] is not None:
         row[_W] = _WARM.get(str(row[_W]), row[_W])
         row[_WHY] = None if row[_WHY] == NOT_LANDED else row[_WHY]
+    if row[_REWARMED] is False:  # read back as False for a verified pair
+        row[_REWARMED] = None
+    for i in _MS:  # whole milliseconds: a row is read by people, not profilers
+        if isinstance(row[i], float):
+            row[i] = round(row[i])
     row = [int(x) if isinstance(x, bool) else x for x in row]
     while row and row[-1] is None:
         row.pop()
@@ -52,12 +65,18 @@ def pack(v: Verdict) -> list[Any]:
 def unpack(pair: Pair, row: Sequence[Any]) -> Verdict:
     """The verdict a row keeps for `pair`."""
     out: dict[str, Any] = {"url": pair.url, "pop": pair.pop, "variant": pair.variant}
-    for name, value in zip(FIELDS, row, strict=False):
+    hit = bool(row) and row[0] == "h"
+    for i, (name, value) in enumerate(zip(FIELDS, row, strict=False)):
+        if hit and i in _HIT_DEFAULTS:
+            value = _HIT_DEFAULTS[i] if value is None else (None if value == "" else value)
         if value is not None or name in ("status", "cache", "error"):
             out[name] = value
+    if hit:  # a row cut before its status (every field after it empty)
+        for i, usual in _HIT_DEFAULTS.items():
+            out.setdefault(FIELDS[i], usual)
     out["outcome"] = _OUTCOME_BACK.get(str(out.get("outcome")), out.get("outcome"))
-    if "rewarmed" in out:
-        out["rewarmed"] = bool(out["rewarmed"])
+    if "rewarmed" in out or out["outcome"] in ("hit", "miss"):
+        out["rewarmed"] = bool(out.get("rewarmed"))
     if "warm" in out:
         out["warm"] = _WARM_BACK.get(str(out["warm"]), out["warm"])
         if out["warm"] == "get" and not out.get("warm_reason"):
@@ -70,8 +89,21 @@ def chunk_field(phase: int, n: int, lo: int) -> str:
 
 
 def encode_chunk(pairs: Sequence[Pair], verdicts: Mapping[Pair, Verdict]) -> str:
-    """One chunk's rows, in its pairs' order (null for a pair without a verdict yet)."""
+    """One chunk's rows, in its pairs' order (null for a pair without a verdict yet).
+
+    A chunk holds each URL at every PoP of its tier, one after the other, and they send
+    the same ETag: a row whose ETag is the row before's says 1 instead (an ETag is a
+    string). Measured, 17 of the 78 bytes a pair took in Redis.
+    """
     rows = [pack(verdicts[p]) if p in verdicts else None for p in pairs]
+    last = None
+    for row in rows:
+        if row is None or len(row) <= _ETAG:
+            continue
+        etag = row[_ETAG]
+        if etag is not None and etag == last:
+            row[_ETAG] = 1
+        last = etag
     return json.dumps(rows, separators=_COMPACT)
 
 
@@ -79,6 +111,13 @@ def decode_chunk(pairs: Sequence[Pair], raw: bytes | str | None) -> dict[Pair, V
     if not raw:
         return {}
     rows = json.loads(raw)
+    last = None
+    for row in rows:
+        if row is None or len(row) <= _ETAG:
+            continue
+        if row[_ETAG] == 1:
+            row[_ETAG] = last
+        last = row[_ETAG]
     return {p: unpack(p, row) for p, row in zip(pairs, rows, strict=False) if row is not None}
 
 

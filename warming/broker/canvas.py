@@ -39,12 +39,25 @@ class Canvas:
         header: Sequence[tuple[Sequence[Any], dict[str, Any]]],
         queue: str,
         callback: tuple[T.TaskSpec, Sequence[Any]],
+        task_ids: Sequence[str] | None = None,
     ) -> None:
-        """prefetch(*args, **kwargs) for each header entry on `queue`, then `callback`."""
+        """prefetch(*args, **kwargs) for each header entry on `queue`, then `callback`.
+
+        `task_ids` names the header's tasks, so that the callback can `forget` their
+        results once the chord is joined (the Redis backend keeps each for a day).
+        """
+        ids = list(task_ids) if task_ids is not None else [None] * len(header)
         sigs = [
-            self.app.signature(T.PREFETCH.name, args=tuple(a), kwargs=k, queue=queue)
-            for a, k in header
+            self.app.signature(T.PREFETCH.name, args=tuple(a), kwargs=k, queue=queue, task_id=i)
+            for (a, k), i in zip(header, ids, strict=True)
         ]
         spec, args = callback
         body = self.app.signature(spec.name, args=tuple(args), queue=spec.queue, immutable=True)
         chord(sigs, body).apply_async()
+
+    def forget(self, task_ids: Sequence[str]) -> None:
+        """Drop these tasks' stored results (a joined chord's header), in one round trip."""
+        backend = self.app.backend
+        keys = [backend.get_key_for_task(t) for t in task_ids]
+        if keys:
+            backend.client.delete(*keys)

@@ -56,7 +56,14 @@ def launch_chord(rt: Runtime, plan: Plan, phase: int, n: int) -> None:
     header: list[tuple[tuple[object, ...], dict[str, object]]] = [
         ((plan.batch_id, phase, n, lo, hi), {}) for lo, hi in plan.chunks(phase, n)
     ]
-    rt.canvas.chord(header, T.prefetch_queue(plan.priority), (T.VERIFY, (plan.batch_id, phase, n)))
+    queue = T.prefetch_queue(plan.priority)
+    callback = (T.VERIFY, (plan.batch_id, phase, n))
+    rt.canvas.chord(header, queue, callback, chunk_task_ids(plan, phase, n))
+
+
+def chunk_task_ids(plan: Plan, phase: int, n: int) -> list[str]:
+    """The ids of slice `n`'s prefetch tasks: the verify callback forgets their results."""
+    return [f"{plan.batch_id}-{phase}-{n}-{lo}" for lo, _ in plan.chunks(phase, n)]
 
 
 def advance(rt: Runtime, plan: Plan, phase: int) -> None:

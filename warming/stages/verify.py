@@ -10,6 +10,7 @@ runs near the time limits however slow the PoPs are.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -19,7 +20,7 @@ from warming.batch.plan import Pair
 from warming.pop.client import Fetched
 from warming.runtime import Runtime
 from warming.stages.outcome import Continue, Done, RetryIn
-from warming.stages.phases import advance, launch_once
+from warming.stages.phases import advance, chunk_task_ids, launch_once
 from warming.stages.proof import proof_for
 from warming.stages.send import Throttled, send
 from warming.stages.verdict import check
@@ -89,6 +90,9 @@ def verify(
                 return Continue({"start": 0}, countdown=1.0)
             for (pair, _), rec in zip(chunk, records, strict=True):
                 store.record_result(batch_id, pair, rec)
+    # The chord is joined: its tasks' results ("N hit") are kept by no one. Best effort.
+    with contextlib.suppress(Exception):
+        rt.canvas.forget(chunk_task_ids(plan, phase, n))
     if phase != 0 or plan.shield_seen_through_edges is None:
         # Every pair of the slice (and the shield pairs it proves) has its verdict now.
         in_slice = plan.slice(phase, n)
