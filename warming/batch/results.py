@@ -54,8 +54,9 @@ def pack(v: Verdict) -> list[Any]:
     if row[_REWARMED] is False:  # read back as False for a verified pair
         row[_REWARMED] = None
     for i in _MS:  # whole milliseconds: a row is read by people, not profilers
-        if isinstance(row[i], float):
-            row[i] = round(row[i])
+        ms = row[i]
+        if isinstance(ms, float):
+            row[i] = round(ms)
     row = [int(x) if isinstance(x, bool) else x for x in row]
     while row and row[-1] is None:
         row.pop()
