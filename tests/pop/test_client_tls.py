@@ -17,12 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 
 from tests.support import need
 from warming import defaults
 from warming.errors import FetchError, RetryLater
-from warming.pop.client import PopClient, _SNIAdapter
+from warming.pop.client import PopClient
 from warming.settings import FetchSettings, PopSettings, Variant
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
@@ -125,9 +124,9 @@ def make_client() -> Iterator[Callable[..., PopClient]]:
         return c
 
     yield make
-    for c in made:  # sessions live in this thread's local storage
-        for s in c._local.__dict__.get("sessions", {}).values():
-            s.close()
+    for c in made:
+        for pool in c._pools.values():
+            pool.close()
 
 
 def pop_at(server: Server) -> PopSettings:
@@ -145,6 +144,8 @@ def test_request_goes_to_the_pop_with_the_site_host(
     assert req["path"] == "/ok?x=1&y=2"
     assert req["headers"]["Host"] == SITE_HOST
     assert req["headers"]["User-Agent"] == defaults.USER_AGENT
+    # As a visitor's client asks: a cache that varies on it keys the object on it.
+    assert req["headers"]["Accept-Encoding"] == "gzip, deflate"
     assert got.status == 200
     assert got.digest == hashlib.sha256(b"<html>hello</html>").hexdigest()
     assert got.size == len(b"<html>hello</html>")
@@ -389,33 +390,15 @@ def evil(pki: PKI) -> Iterator[Server]:
     s.close()
 
 
-class _TrustTestCA(_SNIAdapter):
-    """The package's SNI adapter, trusting our CA instead of certifi's bundle.
-
-    PopClient passes `verify=FetchSettings.verify_tls` (a bool) on every request, which
-    overrides `Session.verify`, and has no setting for a CA bundle; so the test swaps
-    the CA where requests hands `verify` to the adapter, and changes nothing else.
-    """
-
-    def __init__(self, host: str, ca: Path) -> None:
-        self._ca = str(ca)
-        super().__init__(host)
-
-    def send(self, request: requests.PreparedRequest, **kw: Any) -> requests.Response:
-        if kw.get("verify") is True:
-            kw["verify"] = self._ca
-        return super().send(request, **kw)
-
-
-def trusting(client: PopClient, ca: Path) -> PopClient:
-    client._session(SITE_HOST).mount("https://", _TrustTestCA(SITE_HOST, ca))
-    return client
+def trusting(make: Callable[..., PopClient], ca: Path) -> PopClient:
+    """A client that trusts our test CA (fetch.ca_bundle), verification on."""
+    return make(verify_tls=True, ca_bundle=str(ca))
 
 
 def test_https_sends_the_site_name_as_sni_and_checks_the_cert_against_it(
     good: Server, pki: PKI, make_client: Callable[..., PopClient]
 ) -> None:
-    client = trusting(make_client(verify_tls=True), pki.ca)
+    client = trusting(make_client, pki.ca)
     got = client.get(pop_at(good), f"https://{SITE_HOST}/ok", Variant())
     assert good.seen.sni == [SITE_HOST]
     [req] = good.seen.requests
@@ -427,7 +410,7 @@ def test_https_sends_the_site_name_as_sni_and_checks_the_cert_against_it(
 def test_https_cert_for_another_name_is_refused(
     evil: Server, pki: PKI, make_client: Callable[..., PopClient]
 ) -> None:
-    client = trusting(make_client(verify_tls=True), pki.ca)
+    client = trusting(make_client, pki.ca)
     with pytest.raises(FetchError) as info:
         client.get(pop_at(evil), f"https://{SITE_HOST}/ok", Variant())
     assert evil.seen.sni == [SITE_HOST]
@@ -438,7 +421,7 @@ def test_https_cert_for_another_name_is_refused(
 def test_https_cert_for_another_name_says_why(
     evil: Server, pki: PKI, make_client: Callable[..., PopClient]
 ) -> None:
-    client = trusting(make_client(verify_tls=True), pki.ca)
+    client = trusting(make_client, pki.ca)
     with pytest.raises(FetchError) as info:
         client.get(pop_at(evil), f"https://{SITE_HOST}/ok", Variant())
     text = str(info.value).lower()
