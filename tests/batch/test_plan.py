@@ -279,3 +279,59 @@ def test_variant_names_that_would_make_pair_keys_collide_are_refused() -> None:
     with pytest.raises(ValidationError):
         Variant(name="gzip br")
     assert Pair(f"{SITE}/x", "fra", "gzip").key != Pair(f"{SITE}/x", "fra", "br").key
+
+
+# -- a shield warmed through the edges ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("shields", "edges", "through", "prover"),
+    [(1, 3, "edge0", "edge1"), (1, 2, "edge0", "edge1"), (1, 1, None, "edge0"), (2, 3, None, None)],
+)
+def test_a_shield_is_filled_through_the_first_edge_and_proven_by_the_second(
+    shields: int, edges: int, through: str | None, prover: str | None
+) -> None:
+    plan = make_plan(3, shields=shields, edges=edges)
+    filled = plan.shield_filled_through
+    assert (filled.name if filled else None, plan.shield_prover) == (through, prover)
+    shield_pair = Pair(plan.urls[1], "shield0", "v0")
+    first = plan.warmed_through(shield_pair, attempt=0)
+    assert first.name == (through or "shield0")
+    assert plan.warmed_through(shield_pair, attempt=1).name == "shield0"  # a retry goes direct
+    edge_pair = Pair(plan.urls[1], "edge0", "v0")
+    assert plan.warmed_through(edge_pair).name == "edge0"
+    proving = [p for p in plan.slice(1, 0) if plan.upstream_of(p) is not None] if edges else []
+    if prover is None:
+        assert proving == []
+    else:  # one edge pair per URL and variant proves the shield's
+        assert {p.pop for p in proving} == {prover}
+        assert [plan.upstream_of(p) for p in proving] == [
+            Pair(u, "shield0", "v0") for u in plan.urls
+        ]
+
+
+@given(
+    n_urls=st.integers(1, 30),
+    edges=st.integers(1, 4),
+    n_variants=st.integers(1, 3),
+    slice_size=st.integers(1, 40),
+    chunk=st.integers(1, 9),
+)
+def test_locate_names_the_chunk_that_warms_each_pair(
+    n_urls: int, edges: int, n_variants: int, slice_size: int, chunk: int
+) -> None:
+    from dataclasses import replace
+
+    plan = replace(make_plan(n_urls, 1, edges, n_variants, slice_size), chunk_size=chunk)
+    for phase in range(len(plan.phases())):
+        for n in range(plan.n_slices(phase)):
+            for lo, hi in plan.chunks(phase, n):
+                for pair in plan.slice(phase, n)[lo:hi]:
+                    assert plan.locate(pair) == (phase, n, lo)
+
+
+def test_a_limit_no_cluster_reaches_does_not_shrink_the_budget() -> None:
+    big = make_plan(250, shields=1, edges=3)
+    at_cap = big.default_budget(defaults.DEADLINE_MAX_RATE, 10)
+    assert big.default_budget(100_000, 10) == at_cap == big.default_budget(1e9, 10)
+    assert big.default_budget(defaults.DEADLINE_MAX_RATE / 2, 10) > at_cap

@@ -54,3 +54,31 @@ def test_a_hit_row_leaves_out_what_every_hit_says_and_repeated_etags() -> None:
     back = decode_chunk(PAIRS[:3], text)
     assert all(v["etag"] == hit["etag"] and v["rewarmed"] is False for v in back.values())
     assert all(v["status"] == 200 and v["cache"] == "HIT" for v in back.values())
+
+
+warm_records = st.fixed_dictionaries(
+    {"outcome": st.sampled_from(["warmed", "failed"]), "attempts": st.integers(1, 5)},
+    optional={
+        "status": st.sampled_from([200, 500, None]),
+        "cache": st.sampled_from(["MISS", "HIT", None]),
+        "etag": st.one_of(st.none(), st.text(max_size=12)),
+        "digest": st.text(alphabet="0123456789abcdef", min_size=64, max_size=64),
+        "keys": st.lists(st.text(min_size=1, max_size=8), max_size=3),
+        "at": st.floats(1e9, 2e9),
+        "error": st.one_of(st.none(), st.text(max_size=20)),
+        "warm": st.sampled_from(["push", "get"]),
+        "warm_reason": st.text(max_size=20),
+    },
+)
+
+
+@given(warm_records)
+def test_a_warm_record_reads_back_what_it_said(rec: dict[str, Any]) -> None:
+    from warming.batch.results import decode_warm, encode_warm
+
+    pair = PAIRS[4]
+    full = {"url": pair.url, "pop": pair.pop, "variant": pair.variant, **rec}
+    text = encode_warm(full)  # type: ignore[arg-type]
+    assert pair.url not in text  # the hash field names the pair
+    back = dict(decode_warm(pair, text))
+    assert back == {k: v for k, v in full.items() if v is not None}

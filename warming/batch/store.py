@@ -13,7 +13,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
 import redis
 
@@ -136,20 +136,20 @@ class BatchStore(ProofRecords):
     def record_warm(self, batch_id: str, pair: Pair, record: WarmRecord) -> None:
         key = K.WARM.format(id=batch_id)
         with self.r.pipeline() as p:
-            p.hset(key, pair.key, json.dumps(record))
+            p.hset(key, pair.key, results.encode_warm(record))
             p.expire(key, self.ttl_s * 2)
             p.hset(K.BATCH.format(id=batch_id), "progress_at", repr(time.time()))
             p.execute()
 
     def warm_record(self, batch_id: str, pair: Pair) -> WarmRecord | None:
         raw = self.r.hget(K.WARM.format(id=batch_id), pair.key)
-        return cast(WarmRecord, json.loads(raw)) if raw else None
+        return results.decode_warm(pair, raw) if raw else None
 
     def warm_records(self, batch_id: str, pairs: list[Pair]) -> list[WarmRecord | None]:
         if not pairs:
             return []
         raws = self.r.hmget(K.WARM.format(id=batch_id), [p.key for p in pairs])
-        return [cast(WarmRecord, json.loads(x)) if x else None for x in raws]
+        return [results.decode_warm(p, x) if x else None for p, x in zip(pairs, raws, strict=True)]
 
     def record_result(self, batch_id: str, pair: Pair, record: Verdict) -> None:
         key = K.RESULTS.format(id=batch_id)
@@ -184,7 +184,9 @@ class BatchStore(ProofRecords):
                 p.hincrby(K.BATCH.format(id=batch_id), "warmed", len(warm))
             if pending:
                 key = K.WARM.format(id=batch_id)
-                p.hset(key, mapping={pr.key: json.dumps(rec) for pr, rec in pending.items()})
+                p.hset(
+                    key, mapping={pr.key: results.encode_warm(rec) for pr, rec in pending.items()}
+                )
                 p.expire(key, self.ttl_s * 2)
             if mine:
                 p.hset(ckey, field, results.encode_chunk(chunk, {**before, **mine}))

@@ -37,6 +37,7 @@ from warming.errors import FetchError, RetryLater
 from warming.pop.cachestatus import Cache, upstream_status
 from warming.pop.client import Fetched
 from warming.runtime import Runtime
+from warming.settings import PopSettings
 from warming.sources.tagindex import record_many
 from warming.stages.freshness import Proof, differs_from_origin, origin_key, stale
 from warming.stages.outcome import Done, RetryIn
@@ -97,9 +98,15 @@ def prefetch(
     pairs = [in_slice[i] for i in idx]
     warm: dict[Pair, WarmRecord] = {}
     t0 = time.monotonic()
+    # Where each warm request goes: a shield's first one through the edge that fills it.
+    to = {p: plan.warmed_through(p, attempts[i]) for i, p in zip(idx, pairs, strict=True)}
     try:
         futures = paced(
-            rt, plan, pairs, lambda p: partial(fetch, rt, plan, p, MAX_WAIT, warming=True)
+            rt,
+            plan,
+            pairs,
+            lambda p: partial(fetch, rt, plan, p, MAX_WAIT, warming=True, to=to[p]),
+            [to[p] for p in pairs],
         )
     except Throttled as e:
         if waits < MAX_LIMITER_REQUEUES:
@@ -154,7 +161,11 @@ def prefetch(
 
 
 def paced(
-    rt: Runtime, plan: Plan, pairs: Sequence[Pair], call: Callable[[Pair], Callable[[], Fetched]]
+    rt: Runtime,
+    plan: Plan,
+    pairs: Sequence[Pair],
+    call: Callable[[Pair], Callable[[], Fetched]],
+    to: Sequence[PopSettings] | None = None,
 ) -> list[Future[Fetched]]:
     """Each pair's request, handed to the request threads at a slot reserved for it.
 
@@ -168,7 +179,9 @@ def paced(
     todo = list(range(len(pairs)))
     for round_ in range(defaults.SLOT_ROUNDS):
         try:
-            at = reserve(rt, plan, [pairs[i] for i in todo], MAX_WAIT)
+            at = reserve(
+                rt, plan, [pairs[i] for i in todo], MAX_WAIT, [to[i] for i in todo] if to else None
+            )
         except Throttled as e:
             if round_ == 0:
                 raise

@@ -16,6 +16,7 @@ from warming.batch.plan import Pair, Plan
 from warming.errors import FetchError, RetryLater
 from warming.pop.client import Fetched
 from warming.runtime import Runtime
+from warming.settings import PopSettings
 
 
 class Throttled(Exception):
@@ -39,15 +40,25 @@ def send(rt: Runtime, plan: Plan, pair: Pair, max_wait_s: float, *, warming: boo
     return fetch(rt, plan, pair, max_wait_s, warming=warming, at=at)
 
 
-def reserve(rt: Runtime, plan: Plan, pairs: Sequence[Pair], max_wait_s: float) -> list[float]:
+def reserve(
+    rt: Runtime,
+    plan: Plan,
+    pairs: Sequence[Pair],
+    max_wait_s: float,
+    to: Sequence[PopSettings] | None = None,
+) -> list[float]:
     """When (time.monotonic) each of `pairs` may be sent, under every limit at once.
 
     One round trip for the whole block (`ClusterLimiter.reserve_with`): each request
-    gets the first slot free in both the cluster's limit and its PoP's. Raises Throttled
-    when the last slot is further out than `max_wait_s` (nothing is then reserved).
+    gets the first slot free in both the cluster's limit and that of the PoP it goes
+    to (`to`, default each pair's own). Raises Throttled when the last slot is further
+    out than `max_wait_s` (nothing is then reserved).
     """
-    pops = {name: rt.pop_limiter(plan.pop(name)) for name in {p.pop for p in pairs}}
-    ok, last_s, slots = rt.prefetch_limiter.reserve_with([pops[p.pop] for p in pairs], max_wait_s)
+    targets = list(to) if to is not None else [plan.pop(p.pop) for p in pairs]
+    pops = {t.name: rt.pop_limiter(t) for t in targets}
+    ok, last_s, slots = rt.prefetch_limiter.reserve_with(
+        [pops[t.name] for t in targets], max_wait_s
+    )
     if not ok:
         raise Throttled(last_s)
     return slots
@@ -62,15 +73,17 @@ def fetch(
     warming: bool,
     at: float = 0.0,
     head: bool = False,
+    to: PopSettings | None = None,
 ) -> Fetched:
-    """GET (or HEAD) `pair` at its PoP at `at`, a reserved slot's time: no limit asked here."""
-    unaddressed = plan.unaddressed(pair.pop)
+    """GET (or HEAD) `pair` at its PoP (or `to`) at `at`, a reserved slot's time: no
+    limit asked here."""
+    pop = to or plan.pop(pair.pop)
+    unaddressed = plan.unaddressed(pop.name)
     if unaddressed:  # its DNS question failed when the batch was planned
         raise FetchError(unaddressed, url=pair.url, pop=pair.pop)
     delay = at - time.monotonic()
     if delay > 0:
         time.sleep(delay)
-    pop = plan.pop(pair.pop)
     origin = rt.origin_limit if warming and reaches_origin(plan, pair.pop) else None
     governor = rt.governor(pop)
     with origin.hold(max_wait_s) if origin else nullcontext(True) as held:
