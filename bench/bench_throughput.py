@@ -253,6 +253,7 @@ def summarize(raw: Path, top: int = 25) -> list[tuple[str, float]]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--urls", type=int, default=400)
+    ap.add_argument("--keep", type=Path, default=None, help="keep configs and logs in DIR")
     ap.add_argument("--latency-ms", type=float, default=20.0)
     ap.add_argument("--cap", type=float, default=120.0)
     ap.add_argument("--throttle", type=int, default=150)
@@ -265,7 +266,8 @@ def main() -> int:
     args = ap.parse_args()
     out: dict[str, Any] = {"machine": machine(), "urls": args.urls, "runs": []}
     with tempfile.TemporaryDirectory(prefix="bench-throughput-") as d:
-        tmp = Path(d)
+        tmp = args.keep or Path(d)
+        tmp.mkdir(parents=True, exist_ok=True)
         if args.only in (None, "uncapped"):
             log("reference warmer")
             ref = run_reference(args, tmp)
