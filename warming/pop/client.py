@@ -107,8 +107,9 @@ class PopClient:
     shared by the threads (urllib3's pools are thread-safe).
 
     urllib3 directly, not requests over it: measured on this project's 2-core VM against
-    one Varnish, 145 us of CPU per GET with urllib3 and 425 us through a requests
-    Session, the workers' largest cost (bench/RESULTS_THROUGHPUT.md).
+    one Varnish (bench/bench_http.py), 263 us of CPU per GET through this client against
+    529 us through a requests Session (and 425 us through this client when it was built on
+    requests): the workers' largest cost (bench/RESULTS_THROUGHPUT.md).
     """
 
     def __init__(self, settings: FetchSettings, site: SiteSettings | None = None) -> None:
