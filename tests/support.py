@@ -216,6 +216,19 @@ def wait_final(config: Path, batch_id: str, timeout_s: float) -> tuple[dict[str,
         time.sleep(1)
 
 
+def final_with_fresh_worker(
+    config: Path, logfile: Path, batch_id: str, timeout_s: float, since: float
+) -> tuple[dict[str, Any], float]:
+    """Start a worker, wait for the batch to end, stop the worker: the final report and the
+    seconds from `since` (a kill, a restart) to the end."""
+    fresh = Worker(config, logfile)
+    try:
+        rep, _ = wait_final(config, batch_id, timeout_s)
+        return rep, time.monotonic() - since
+    finally:
+        fresh.stop()
+
+
 def probe(pop_url: str, url: str) -> requests.Response:
     """GET `url` at a PoP exactly as a visitor would reach it: the site's Host header."""
     from urllib.parse import urlsplit

@@ -5,12 +5,14 @@ from __future__ import annotations
 import os
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from tests.support import SITE
 from warming import keys as K
 from warming.batch.publish import WarmRequest, new_batch, select
+from warming.rediskit import text_map
 from warming.runtime import Runtime, use
 from warming.settings import Settings
 from warming.stages import purge as purge_stage
@@ -58,17 +60,29 @@ def purge_batch(
 ) -> Purged:
     """Record a batch and run its purge stage to the end, sleeping each RetryIn here.
 
-    The worker's part (re-queueing with a countdown) is played by this loop; everything
+    The worker's part (re-queueing with a countdown) is played by `_drive`; everything
     else is the real stage, store and provider.
     """
-    req = WarmRequest(paths=paths, tags=tags or [], trigger={"source": "cli"})
+    bid = _created(rt, WarmRequest(paths=paths, tags=tags or [], trigger={"source": "cli"}))
+    out, waits = _drive(lambda **kw: purge_stage.purge(rt, bid, **kw), budget_s)
+    return Purged(out, waits, text_map(rt.redis.hgetall(K.BATCH.format(id=bid))))
+
+
+def _created(rt: Runtime, req: WarmRequest) -> str:
+    """Record a batch of `req` (its messages are not queued); its id."""
     bid = uuid.uuid4().hex
     rt.store.create(new_batch(rt.settings, rt.messages, req, select(rt.url_filter, None, req), bid))
+    return bid
+
+
+def _drive(stage: Callable[..., Outcome], budget_s: float) -> tuple[Outcome, list[RetryIn]]:
+    """Run `stage` as a worker would: a RetryIn slept (within `budget_s`) and run again with
+    its kwargs, a Continue run again at once; the first other outcome, and the waits."""
     kwargs: dict[str, Any] = {}
     waits: list[RetryIn] = []
     t0 = time.monotonic()
     while True:
-        out = purge_stage.purge(rt, bid, **kwargs)
+        out = stage(**kwargs)
         if isinstance(out, RetryIn) and time.monotonic() - t0 < budget_s:
             assert out.seconds <= 30, "a countdown over the cap"
             waits.append(out)
@@ -78,8 +92,7 @@ def purge_batch(
         if isinstance(out, Continue):
             kwargs.update(out.kwargs)
             continue
-        raw = rt.redis.hgetall(K.BATCH.format(id=bid))
-        return Purged(out, waits, {k.decode(): v.decode() for k, v in raw.items()})
+        return out, waits
 
 
 @dataclass
@@ -93,27 +106,7 @@ class Pushed:
 
 def push_batch(rt: Runtime, paths: list[str], budget_s: float = 60.0) -> Pushed:
     """Record a batch (no purge) and run its push stage to the end, sleeping each RetryIn."""
-    req = WarmRequest(paths=paths, trigger={"source": "cli"}, purge=False)
-    bid = uuid.uuid4().hex
-    rt.store.create(new_batch(rt.settings, rt.messages, req, select(rt.url_filter, None, req), bid))
-    kwargs: dict[str, Any] = {}
-    waits: list[RetryIn] = []
-    t0 = time.monotonic()
-    while True:
-        out = push_stage.push(rt, bid, **kwargs)
-        if isinstance(out, RetryIn) and time.monotonic() - t0 < budget_s:
-            assert out.seconds <= 30, "a countdown over the cap"
-            waits.append(out)
-            time.sleep(out.seconds)
-            kwargs.update(out.kwargs)
-            continue
-        if isinstance(out, Continue):
-            kwargs.update(out.kwargs)
-            continue
-        fb = rt.redis.hgetall(K.PUSH_FALLBACK.format(id=bid))
-        raw = rt.redis.hgetall(K.BATCH.format(id=bid))
-        return Pushed(
-            out, bid, waits,
-            {k.decode(): v.decode() for k, v in fb.items()},
-            {k.decode(): v.decode() for k, v in raw.items()},
-        )  # fmt: skip
+    bid = _created(rt, WarmRequest(paths=paths, trigger={"source": "cli"}, purge=False))
+    out, waits = _drive(lambda **kw: push_stage.push(rt, bid, **kw), budget_s)
+    fallback = text_map(rt.redis.hgetall(K.PUSH_FALLBACK.format(id=bid)))
+    return Pushed(out, bid, waits, fallback, text_map(rt.redis.hgetall(K.BATCH.format(id=bid))))

@@ -16,7 +16,17 @@ from typing import Any
 import pytest
 import redis
 
-from tests.support import SITE, Worker, need, probe, run_cli, varnish_world, wait_final, warmed
+from tests.support import (
+    SITE,
+    Worker,
+    final_with_fresh_worker,
+    need,
+    probe,
+    run_cli,
+    varnish_world,
+    wait_final,
+    warmed,
+)
 from tests.support import write_config as _write_config
 from warming import defaults
 from warming.sandbox import World
@@ -97,17 +107,14 @@ def test_a_worker_sigkilled_while_it_publishes_a_slice_is_recovered_in_about_90_
     killed_at = time.monotonic()
     r = redis.Redis.from_url(redis_url)
     assert r.llen("warming.prefetch") == 5, "the kill must land in the middle of slice 1"
-    fresh = Worker(config, tmp_path / "w2.log")
-    try:
-        rep, _ = wait_final(config, batch_id, 220)
-        recovered_s = time.monotonic() - killed_at
-    finally:
-        fresh.stop()
+    rep, recovered_s = final_with_fresh_worker(
+        config, tmp_path / "w2.log", batch_id, 220, killed_at
+    )
     accounted_for(rep, 40)
     assert rep["counts"]["hit"] == 40, rep["counts"]
     # Visibility timeout 60 s + restore sweep <= 5 s + the slice; a stall re-drive is 90 s more.
     assert recovered_s < defaults.VISIBILITY_TIMEOUT_S + 30, recovered_s
-    assert "again" not in fresh.log(), "the watchdog had to re-drive the batch"
+    assert "again" not in (tmp_path / "w2.log").read_text(), "the watchdog had to re-drive it"
     # The redelivered purge must not purge what slice 0 had already warmed and verified.
     for pop in world.pops():
         for path in paths:
@@ -226,19 +233,17 @@ def test_a_callback_lost_in_a_redis_restart_is_published_again_within_seconds(
     aof.restart(down_s=1.0)
     assert r.rpop("warming.verify"), "the callback survived the restart (AOF): drop it"
     restarted_at = time.monotonic()
-    w2 = Worker(config, tmp_path / "w2.log")
-    try:
-        rep, _ = wait_final(config, batch_id, 150)
-        took = time.monotonic() - restarted_at
-    finally:
-        w2.stop()
+    rep, took = final_with_fresh_worker(config, tmp_path / "w2.log", batch_id, 150, restarted_at)
     accounted_for(rep, 10)
     assert rep["counts"]["hit"] == 10, rep["counts"]
     # RESTART_STALL_S after the last record, then the next watchdog pass, then the slice;
     # without the restart rule it is STALL_S (90 s) after the last record.
     limit = defaults.RESTART_STALL_S + defaults.WATCHDOG_INTERVAL_S + 15
     assert took < limit < defaults.STALL_S, took
-    assert "after a Redis restart): publishing phase 0 slices [0] again" in w2.log()
+    assert (
+        "after a Redis restart): publishing phase 0 slices [0] again"
+        in (tmp_path / "w2.log").read_text()
+    )
     print(f"lost callback re-driven: batch done {took:.1f} s after the restart")
 
 

@@ -230,19 +230,23 @@ class Plan:
 
     def locate(self, pair: Pair) -> tuple[int, int, int]:
         """(phase, slice, chunk start within the slice) of the task that warms `pair`."""
-        for phase, pops in enumerate(self.phases()):
-            names = [p.name for p in pops]
-            if pair.pop in names:
-                v = [x.name for x in self.variants].index(pair.variant)
-                per_url = len(pops) * len(self.variants)
-                i = (
-                    self._url_index[pair.url] * per_url
-                    + names.index(pair.pop) * len(self.variants)
-                    + v
-                )
-                n, at = divmod(i, self.slice_size)
-                return phase, n, at - at % self.chunk_size
-        raise KeyError(pair.pop)
+        phase, p, per_url = self._pop_index[pair.pop]
+        i = self._url_index[pair.url] * per_url + p * len(self.variants)
+        n, at = divmod(i + self._variant_index[pair.variant], self.slice_size)
+        return phase, n, at - at % self.chunk_size
+
+    @functools.cached_property
+    def _pop_index(self) -> dict[str, tuple[int, int, int]]:
+        """PoP name -> (its phase, its place in the phase, pairs per URL in that phase)."""
+        return {
+            pop.name: (phase, p, len(pops) * len(self.variants))
+            for phase, pops in enumerate(self.phases())
+            for p, pop in enumerate(pops)
+        }
+
+    @functools.cached_property
+    def _variant_index(self) -> dict[str, int]:
+        return {v.name: i for i, v in enumerate(self.variants)}
 
     @functools.cached_property
     def _url_index(self) -> dict[str, int]:
