@@ -335,3 +335,13 @@ def test_a_limit_no_cluster_reaches_does_not_shrink_the_budget() -> None:
     at_cap = big.default_budget(defaults.DEADLINE_MAX_RATE, 10)
     assert big.default_budget(100_000, 10) == at_cap == big.default_budget(1e9, 10)
     assert big.default_budget(defaults.DEADLINE_MAX_RATE / 2, 10) > at_cap
+
+
+def test_a_shield_is_warmed_directly_when_its_edges_have_no_address() -> None:
+    from dataclasses import replace
+
+    plan = make_plan(3, shields=1, edges=3)
+    gone = replace(plan, addresses={"edge0": {"error": "NXDOMAIN", "how": "asked"}})
+    assert plan.shield_filled_through is not None and gone.shield_filled_through is None
+    assert gone.shield_prover == "edge0"
+    assert gone.warmed_through(Pair(plan.urls[0], "shield0", "v0")).name == "shield0"

@@ -177,7 +177,10 @@ class Plan:
         shield = self.shield_seen_through_edges
         if shield is None or len(self.phases()[1]) < 2:
             return None
-        return self.phases()[1][0]
+        first, second = self.phases()[1][:2]
+        if self.unaddressed(first.name) or self.unaddressed(second.name):
+            return None  # an edge without an address can neither fill nor prove the shield
+        return first
 
     @functools.cached_property
     def shield_prover(self) -> str | None:
